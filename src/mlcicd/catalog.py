@@ -1,0 +1,219 @@
+"""THE stage catalogue: the single source of truth for every stage's interface.
+
+The CLI options, the GitHub composite actions, the GitLab components and the
+README tables are all rendered from :data:`STAGES`; nothing is written twice.
+Input names are kebab-case on every surface and arrive in the process as
+``MLCI_<NAME>`` environment variables (``model-uri`` -> ``MLCI_MODEL_URI``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+InputType = Literal["string", "boolean", "integer", "number", "choice"]
+
+
+@dataclass(frozen=True)
+class Input:
+    name: str
+    description: str
+    type: InputType = "string"
+    default: str | None = None
+    options: tuple[str, ...] = ()
+    required: bool = False
+    # Dotted key in mlci.yaml that supplies the value when the input is not given.
+    config_key: str | None = None
+    secret: bool = False
+
+    @property
+    def env_var(self) -> str:
+        return env_var(self.name)
+
+
+@dataclass(frozen=True)
+class Output:
+    name: str
+    description: str
+
+
+@dataclass(frozen=True)
+class Stage:
+    id: str
+    summary: str
+    inputs: tuple[Input, ...]
+    outputs: tuple[Output, ...]
+    # pip extra of ml-cicd that a CI job running only this stage installs.
+    extra: str
+
+    @property
+    def module(self) -> str:
+        return "mlcicd.stages." + self.id.replace("-", "_")
+
+    def input(self, name: str) -> Input:
+        for item in self.inputs:
+            if item.name == name:
+                return item
+        raise KeyError(name)
+
+
+def env_var(input_name: str) -> str:
+    return "MLCI_" + input_name.upper().replace("-", "_")
+
+
+# Inputs every stage takes.
+COMMON_INPUTS: tuple[Input, ...] = (
+    Input("config", "Path of the ml-cicd config file.", default="mlci.yaml"),
+    Input("report-dir", "Directory for the stage's JSON, Markdown and JUnit reports.", default="mlci-report"),
+)
+TRACKING_URI = Input(
+    "tracking-uri",
+    "MLflow tracking URI (defaults to a local SQLite store under .mlci/).",
+    config_key="mlflow.tracking_uri",
+)
+MODEL_NAME = Input("model-name", "Registered model name in the MLflow registry.", config_key="mlflow.model_name")
+TARGET = Input("target", "Deploy target plugin.", config_key="deploy.target")
+VERDICT_OUT = Output("verdict", "pass, fail or inconclusive.")
+
+STAGES: tuple[Stage, ...] = (
+    Stage(
+        "validate-data",
+        "Schema, quality and drift checks on the training and evaluation data.",
+        (
+            Input("train-data", "Training data file (CSV or Parquet).", config_key="data.train"),
+            Input("eval-data", "Evaluation data file (CSV or Parquet).", config_key="data.eval"),
+            Input("reference-data", "Reference data that drift is measured against.", config_key="data.reference"),
+            Input(
+                "fail-on-drift",
+                "Fail the stage when a feature drifts (otherwise warn).",
+                type="boolean",
+                config_key="data.drift.fail",
+            ),
+        ),
+        (VERDICT_OUT, Output("drifted-features", "Comma-separated features that drifted."),
+         Output("rows", "Rows checked in the training data.")),
+        extra="data",
+    ),
+    Stage(
+        "train",
+        "Run the training command under a new MLflow run with lineage (git commit, data hashes, config).",
+        (
+            Input("command", "Training command; it sees MLFLOW_RUN_ID and MLFLOW_TRACKING_URI.",
+                  config_key="train.command"),
+            Input("experiment", "MLflow experiment name.", config_key="train.experiment"),
+            TRACKING_URI,
+        ),
+        (Output("run-id", "MLflow run id of the training run."),
+         Output("model-uri", "URI of the model the run logged (runs:/<id>/model).")),
+        extra="train",
+    ),
+    Stage(
+        "gate",
+        "Judge the candidate against thresholds, the current champion and fairness; register it as challenger.",
+        (
+            Input("model-uri", "Candidate model URI (the train stage's model-uri output).", required=True),
+            Input("eval-data", "Evaluation data file.", config_key="data.eval"),
+            MODEL_NAME,
+            TRACKING_URI,
+            Input("register", "Register the candidate and set alias challenger when it passes.",
+                  type="boolean", default="true"),
+        ),
+        (VERDICT_OUT, Output("model-version", "Registered model version (empty when not registered)."),
+         Output("model-uri", "models:/<name>/<version> of the registered challenger.")),
+        extra="gate",
+    ),
+    Stage(
+        "build-image",
+        "Build a model-server image with the model baked in, push it and report its digest.",
+        (
+            Input("model-uri", "Model to bake in.", default="models:/{model_name}@challenger"),
+            Input("builder", "Image builder.", type="choice", options=("auto", "buildah", "docker", "podman"),
+                  config_key="image.builder"),
+            Input("registry", "Registry host[:port] to push to.", config_key="image.registry"),
+            Input("repository", "Image repository.", config_key="image.repository"),
+            Input("tag", "Image tag (defaults to the model version).", config_key="image.tag"),
+            Input("base-image", "Base image of the model server.", config_key="image.base"),
+            Input("push", "Push the image to the registry.", type="boolean", config_key="image.push"),
+            MODEL_NAME,
+            TRACKING_URI,
+        ),
+        (Output("image", "Image reference by tag."), Output("digest", "Manifest digest (sha256:…)."),
+         Output("image-ref", "Image reference pinned by digest.")),
+        extra="deploy",
+    ),
+    Stage(
+        "deploy-canary",
+        "Start the challenger next to the serving champion and send it a weighted share of traffic.",
+        (
+            Input("model-uri", "Model to deploy as canary.", default="models:/{model_name}@challenger"),
+            TARGET,
+            Input("canary-weight", "Percent of traffic the canary receives.", type="integer",
+                  config_key="deploy.canary.weight"),
+            Input("image", "Image reference for image-based targets (build-image's image-ref)."),
+            MODEL_NAME,
+            TRACKING_URI,
+        ),
+        (Output("endpoint", "URL that serves the traffic split."),
+         Output("canary-version", "Model version of the canary."),
+         Output("stable-version", "Model version of the stable release (empty on a first release).")),
+        extra="deploy",
+    ),
+    Stage(
+        "monitor-canary",
+        "Compare canary with stable on live metrics for a bounded time: promote, rollback or inconclusive.",
+        (
+            TARGET,
+            Input("duration", "Maximum bake time in seconds.", type="number", config_key="deploy.canary.duration"),
+            Input("interval", "Seconds between metric reads.", type="number", config_key="deploy.canary.interval"),
+            Input("min-requests", "Canary requests needed before it can be promoted.", type="integer",
+                  config_key="deploy.canary.min_requests"),
+            Input("generate-traffic", "Send synthetic requests (rows of the eval data) at this rate per second; "
+                  "0 relies on real traffic.", type="number", default="0"),
+            Input("eval-data", "Rows used for synthetic traffic.", config_key="data.eval"),
+        ),
+        (Output("decision", "promote, rollback or inconclusive."), VERDICT_OUT),
+        extra="core",
+    ),
+    Stage(
+        "promote",
+        "Shift all traffic to the canary, make it champion and retire the old release.",
+        (TARGET, MODEL_NAME, TRACKING_URI),
+        (Output("champion-version", "Model version now serving as champion."),
+         Output("previous-champion-version", "Model version it replaced (empty on a first release).")),
+        extra="deploy",
+    ),
+    Stage(
+        "rollback",
+        "Send all traffic back to the stable release and stop the canary; or restore the previous champion.",
+        (
+            Input("to", "stable: undo a canary. previous-champion: undo a promotion.", type="choice",
+                  options=("stable", "previous-champion"), default="stable"),
+            Input("reason", "Why; recorded on the model version in the registry.", default="manual rollback"),
+            TARGET,
+            MODEL_NAME,
+            TRACKING_URI,
+        ),
+        (Output("champion-version", "Model version serving after the rollback."),
+         Output("rolled-back-version", "Model version taken out of service.")),
+        extra="deploy",
+    ),
+)
+
+STAGE_IDS: tuple[str, ...] = tuple(s.id for s in STAGES)
+
+
+def get_stage(stage_id: str) -> Stage:
+    for stage in STAGES:
+        if stage.id == stage_id:
+            return stage
+    from mlcicd.errors import UsageError
+
+    raise UsageError(
+        f"unknown stage {stage_id!r}",
+        where="stage",
+        fix=f"use one of: {', '.join(STAGE_IDS)}",
+    )
+
+
+def all_inputs(stage: Stage) -> tuple[Input, ...]:
+    return COMMON_INPUTS + stage.inputs

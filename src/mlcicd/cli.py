@@ -1,0 +1,115 @@
+"""Console entry points ``mlci`` and ``mlci-gen``.
+
+``mlci run <stage>`` gets one option per catalogue input, so the CLI can never
+drift from the actions and components rendered from the same catalogue.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+
+from mlcicd.catalog import STAGES, Stage, all_inputs
+
+
+def _stage_command(stage: Stage) -> click.Command:
+    params: list[click.Parameter] = [
+        click.Option(["--ci"], type=click.Choice(["github", "gitlab", "local"]),
+                     help="CI system (default: detected from the environment).")
+    ]
+    for item in all_inputs(stage):
+        params.append(
+            click.Option(
+                [f"--{item.name}", item.name.replace("-", "_")],
+                default=None,
+                show_envvar=True,
+                help=f"{item.description} [env: {item.env_var}]"
+                + (f" [options: {', '.join(item.options)}]" if item.options else ""),
+            )
+        )
+
+    def callback(ci: str | None, **kwargs: Any) -> None:
+        from mlcicd.ci import detect
+        from mlcicd.errors import UsageError
+        from mlcicd.runner import execute
+
+        values = {k.replace("_", "-"): v for k, v in kwargs.items() if v is not None}
+        try:
+            adapter = detect(override=ci) if ci else None
+        except UsageError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(exc.exit_code)
+        code, _ = execute(stage.id, values, ci=adapter)
+        sys.exit(code)
+
+    return click.Command(stage.id, params=params, callback=callback, help=stage.summary)
+
+
+@click.group()
+@click.version_option(package_name="ml-cicd")
+def mlci() -> None:
+    """ml-cicd: the stages of an ML delivery pipeline, the same on a laptop and in CI."""
+
+
+@mlci.group()
+def run() -> None:
+    """Run one pipeline stage (exit 0 pass, 1 fail, 2 usage error, 3 inconclusive, 4 bug)."""
+
+
+for _stage in STAGES:
+    run.add_command(_stage_command(_stage))
+
+
+@mlci.command()
+@click.option("--bad-canary", is_flag=True, help="Ship a deliberately bad challenger to show the rollback path.")
+@click.option("--keep-running", is_flag=True, help="Leave nginx and the model servers up after the demo.")
+@click.option("--workdir", default=".mlci-demo", show_default=True, type=click.Path(file_okay=False),
+              help="Where the demo copies the example project and keeps its state.")
+@click.option("--canary-duration", default=20.0, show_default=True, help="Canary bake time in seconds.")
+def demo(bad_canary: bool, keep_running: bool, workdir: str, canary_duration: float) -> None:
+    """Run the whole pipeline on the bundled example project."""
+    from mlcicd.demo import run_demo
+
+    sys.exit(run_demo(workdir, bad_canary=bad_canary, keep_running=keep_running,
+                      canary_duration=canary_duration))
+
+
+@mlci.command()
+@click.option("--config", default="mlci.yaml", show_default=True)
+def status(config: str) -> None:
+    """Show what the deploy target is serving and where the registry aliases point."""
+    from mlcicd.operations import print_status
+
+    sys.exit(print_status(config))
+
+
+@mlci.command()
+@click.option("--config", default="mlci.yaml", show_default=True)
+def down(config: str) -> None:
+    """Stop everything the local target started (nginx and model servers)."""
+    from mlcicd.operations import stop_target
+
+    sys.exit(stop_target(config))
+
+
+@click.group()
+@click.version_option(package_name="ml-cicd")
+def mlci_gen() -> None:
+    """Scaffold mlci.yaml and render CI pipelines."""
+
+
+@mlci_gen.command()
+@click.option("--dir", "directory", default=".", show_default=True, type=click.Path(file_okay=False))
+@click.option("--force", is_flag=True, help="Overwrite an existing mlci.yaml.")
+@click.option("--label", default=None, help="Label column (detected when it is named label/target/y).")
+def init(directory: str, force: bool, label: str | None) -> None:
+    """Write a commented mlci.yaml for the project in DIR, detecting data files and columns."""
+    from mlcicd.gen.scaffold import scaffold_config
+
+    sys.exit(scaffold_config(directory, force=force, label=label))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    mlci()

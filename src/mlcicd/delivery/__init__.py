@@ -1,0 +1,1 @@
+"""Getting a model version in front of traffic: targets, metric sources, the canary judge."""

@@ -1,0 +1,79 @@
+"""The deploy-target plugin protocol.
+
+A target runs model servers in two slots, ``stable`` and ``canary``, behind one
+router that splits traffic between them. State lives in the target itself (which
+processes or services run, what the router sends where), never only in the
+runner's memory, so every stage can re-read it after a crash.
+
+Every mutating method is idempotent: calling it again with the same arguments after
+success, or after a crash half-way through, converges on the same state.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, Protocol, runtime_checkable
+
+Slot = Literal["stable", "canary"]
+
+
+@dataclass(frozen=True)
+class Release:
+    """What a slot serves: a registered model version and where its files come from."""
+
+    model_name: str
+    version: str
+    model_uri: str
+    run_id: str | None = None
+    image: str | None = None
+
+
+@dataclass(frozen=True)
+class Backend:
+    slot: Slot
+    release: Release
+    # Where the server answers directly (for /metrics, /health), bypassing the router.
+    url: str
+    healthy: bool
+
+
+@dataclass(frozen=True)
+class TargetState:
+    endpoint: str | None
+    stable: Backend | None
+    canary: Backend | None
+    # Percent of requests the router sends to the canary slot (0..100).
+    canary_weight: int
+
+    def backend(self, slot: Slot) -> Backend | None:
+        return self.stable if slot == "stable" else self.canary
+
+
+@runtime_checkable
+class Target(Protocol):
+    name: str
+
+    def state(self) -> TargetState:
+        """Read the actual state; never mutates."""
+        ...
+
+    def ensure_backend(self, slot: Slot, release: Release) -> Backend:
+        """Make ``slot`` serve ``release`` and wait until it is healthy. Traffic is unchanged,
+        except that a slot that receives traffic is replaced without dropping requests."""
+        ...
+
+    def set_canary_weight(self, percent: int) -> None:
+        """Route ``percent`` of requests to the canary (0..100). The router comes up on first use."""
+        ...
+
+    def promote_canary(self) -> None:
+        """The canary becomes the stable slot with 100% of traffic; the old stable server stops."""
+        ...
+
+    def remove_backend(self, slot: Slot) -> None:
+        """Stop the slot's server (after moving its traffic to the other slot)."""
+        ...
+
+    def shutdown(self) -> None:
+        """Stop the router and every server."""
+        ...

@@ -1,0 +1,163 @@
+"""The MLflow model registry, driven through aliases.
+
+``challenger`` (passed the gate), ``canary`` (serving a share of traffic),
+``champion`` (serving all traffic) and ``previous-champion`` (what to restore).
+Evidence from the stages is written as version tags (``mlci.*``). MLflow is
+imported only when a method is called.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mlcicd.errors import MlciError
+
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+CANARY = "canary"
+PREVIOUS_CHAMPION = "previous-champion"
+
+
+class RegistryUnavailable(MlciError):
+    """The tracking/registry server could not be reached; re-run once it is back."""
+
+
+@dataclass(frozen=True)
+class ModelVersion:
+    name: str
+    version: str
+    run_id: str | None
+    source: str
+    tags: dict[str, str]
+
+    @property
+    def uri(self) -> str:
+        return f"models:/{self.name}/{self.version}"
+
+
+class Registry:
+    def __init__(self, tracking_uri: str, model_name: str, registry_uri: str | None = None) -> None:
+        self.tracking_uri = tracking_uri
+        self.registry_uri = registry_uri or tracking_uri
+        self.model_name = model_name
+        self._client: Any = None
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            from mlflow.tracking import MlflowClient
+
+            self._client = MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.registry_uri)
+        return self._client
+
+    def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        import requests
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return fn(*args, **kwargs)
+        except requests.exceptions.ConnectionError as exc:
+            raise RegistryUnavailable(f"MLflow registry at {self.registry_uri} is unreachable: {exc}") from exc
+        except MlflowException as exc:
+            if "API request" in str(exc) and ("failed" in str(exc) or "Max retries" in str(exc)):
+                raise RegistryUnavailable(
+                    f"MLflow registry at {self.registry_uri} is unreachable: {exc}"
+                ) from exc
+            raise
+
+    @staticmethod
+    def _wrap(mv: Any) -> ModelVersion:
+        return ModelVersion(mv.name, str(mv.version), mv.run_id, mv.source, dict(mv.tags or {}))
+
+    def ensure_model(self) -> None:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            self._call(self.client.get_registered_model, self.model_name)
+        except MlflowException:
+            self._call(self.client.create_registered_model, self.model_name)
+
+    def register(self, model_uri: str, run_id: str | None, tags: dict[str, str]) -> ModelVersion:
+        """Create a new version from a logged model (``runs:/…`` or a models URI)."""
+        self.ensure_model()
+        source = model_uri
+        mv = self._call(
+            self.client.create_model_version,
+            name=self.model_name,
+            source=source,
+            run_id=run_id,
+            tags={k: str(v) for k, v in tags.items()},
+        )
+        return self._wrap(mv)
+
+    def by_alias(self, alias: str) -> ModelVersion | None:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return self._wrap(self._call(self.client.get_model_version_by_alias, self.model_name, alias))
+        except MlflowException as exc:
+            if "not found" in str(exc).lower() or "RESOURCE_DOES_NOT_EXIST" in str(exc):
+                return None
+            raise
+
+    def version(self, version: str) -> ModelVersion:
+        return self._wrap(self._call(self.client.get_model_version, self.model_name, str(version)))
+
+    def set_alias(self, alias: str, version: str) -> None:
+        self._call(self.client.set_registered_model_alias, self.model_name, alias, str(version))
+
+    def delete_alias(self, alias: str) -> None:
+        """Idempotent: removing an alias that is not set is not an error."""
+        if self.by_alias(alias) is not None:
+            self._call(self.client.delete_registered_model_alias, self.model_name, alias)
+
+    def aliases(self) -> dict[str, str]:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            model = self._call(self.client.get_registered_model, self.model_name)
+        except MlflowException:
+            return {}
+        return {alias: str(v) for alias, v in (model.aliases or {}).items()}
+
+    def set_tags(self, version: str, tags: dict[str, Any]) -> None:
+        for key, value in tags.items():
+            self._call(self.client.set_model_version_tag, self.model_name, str(version), key, str(value))
+
+    def resolve(self, model_uri: str) -> ModelVersion:
+        """``models:/name@alias`` or ``models:/name/3`` -> the version it names."""
+        from mlcicd.errors import UsageError
+
+        prefix = f"models:/{self.model_name}"
+        if model_uri.startswith(prefix + "@"):
+            alias = model_uri[len(prefix) + 1 :]
+            mv = self.by_alias(alias)
+            if mv is None:
+                raise UsageError(
+                    f"no version of model {self.model_name!r} has alias {alias!r}",
+                    where=f"model-uri {model_uri}",
+                    fix="run the gate stage first (it sets alias challenger), or pass models:/<name>/<version>",
+                )
+            return mv
+        if model_uri.startswith(prefix + "/"):
+            return self.version(model_uri[len(prefix) + 1 :])
+        raise UsageError(
+            f"expected a registered model URI of {self.model_name!r}",
+            where=f"model-uri {model_uri}",
+            fix=f"pass models:/{self.model_name}@challenger or models:/{self.model_name}/<version>",
+        )
+
+    def download(self, version: str, dst: Path) -> Path:
+        """Copy the version's model files to ``dst`` (a directory with an MLmodel file)."""
+        import mlflow.artifacts
+
+        dst.mkdir(parents=True, exist_ok=True)
+        path = self._call(
+            mlflow.artifacts.download_artifacts,
+            artifact_uri=f"models:/{self.model_name}/{version}",
+            dst_path=str(dst),
+            tracking_uri=self.tracking_uri,
+        )
+        return Path(path)
