@@ -48,7 +48,7 @@ def execute(
     except MlciError as exc:
         ci.annotate("error", str(exc), title=f"mlci {stage_id}")
         return exc.exit_code, None
-    except Exception:  # noqa: BLE001 - the last line of defence must catch everything
+    except Exception:
         traceback.print_exc()
         ci.annotate("error", f"unexpected error in stage {stage_id}. {REPORT_HINT}", title=f"mlci {stage_id}")
         return EXIT_UNEXPECTED, None

@@ -25,6 +25,18 @@ def pinned(*packages: str) -> list[str]:
     return reqs
 
 
+def own_types(model: Any) -> list[str]:
+    """Types skops does not trust by default but that this freshly trained model uses.
+
+    MLflow saves scikit-learn models with skops (no arbitrary code on load) and refuses
+    types outside skops' allow-list; we vouch only for the types of the object we were
+    handed, and MLflow stores that list next to the model for loading.
+    """
+    import skops.io
+
+    return list(skops.io.get_untrusted_types(data=skops.io.dumps(model)))
+
+
 def log_model(
     model: Any,
     *,
@@ -42,7 +54,7 @@ def log_model(
     import mlflow
     import mlflow.sklearn
 
-    requirements = pip_requirements or pinned("scikit-learn", "pandas", "numpy")
+    requirements = pip_requirements or pinned("scikit-learn", "pandas", "numpy", "skops")
     active = mlflow.active_run()
     started = None
     if active is None:
@@ -60,6 +72,7 @@ def log_model(
         info = mlflow.sklearn.log_model(
             model,
             name=MODEL_ARTIFACT,
+            skops_trusted_types=own_types(model),
             pip_requirements=requirements,
             signature=signature,
             input_example=input_example,

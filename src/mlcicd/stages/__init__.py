@@ -33,6 +33,17 @@ class StageContext:
         uri = self.inputs.values.get("tracking-uri") or self.config.mlflow.tracking_uri
         return absolutize_sqlite_uri(uri, self.config.root)
 
+    def input_path(self, name: str) -> Path | None:
+        """A path input: values from mlci.yaml are relative to its directory, others to the cwd."""
+        value = self.inputs.values.get(name)
+        if not value:
+            return None
+        path = Path(str(value))
+        if path.is_absolute():
+            return path
+        from_config = self.inputs.sources.get(name, "").startswith(str(self.config.source or "mlci.yaml"))
+        return self.config.root / path if from_config else Path.cwd() / path
+
     def model_name(self) -> str:
         return str(self.inputs.values.get("model-name") or self.config.mlflow.model_name)
 

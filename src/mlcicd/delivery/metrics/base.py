@@ -1,0 +1,58 @@
+"""The metric-source protocol and the snapshot it returns.
+
+A snapshot holds cumulative counters as the model server exposes them; the
+monitor subtracts the snapshot taken when analysis started, so traffic a slot
+served before the canary began never counts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from mlcicd.delivery.targets.base import Backend
+from mlcicd.errors import MlciError
+
+
+class MeasurementError(MlciError):
+    """A source could not answer; the judge counts it, it never reads as healthy."""
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Cumulative counts from one backend at one moment."""
+
+    requests: dict[str, float] = field(default_factory=dict)  # HTTP code -> count
+    # Latency histogram: upper bound (seconds, inf last) -> cumulative count.
+    latency_buckets: dict[float, float] = field(default_factory=dict)
+    predictions: dict[str, float] = field(default_factory=dict)  # predicted value -> count
+
+    @property
+    def total(self) -> float:
+        return sum(self.requests.values())
+
+    @property
+    def errors(self) -> float:
+        return sum(v for code, v in self.requests.items() if code.startswith("5"))
+
+    def minus(self, earlier: Snapshot) -> Snapshot:
+        """Counts since ``earlier``; a restarted server (counters went down) counts from zero."""
+
+        def sub(now: dict[Any, float], before: dict[Any, float]) -> dict[Any, float]:
+            if any(now.get(k, 0) < v for k, v in before.items()):
+                return dict(now)
+            return {k: v - before.get(k, 0) for k, v in now.items()}
+
+        return Snapshot(
+            sub(self.requests, earlier.requests),
+            sub(self.latency_buckets, earlier.latency_buckets),
+            sub(self.predictions, earlier.predictions),
+        )
+
+
+class MetricSource(Protocol):
+    name: str
+
+    def read(self, backend: Backend) -> Snapshot:
+        """Cumulative counters of one backend; raises MeasurementError when it cannot answer."""
+        ...

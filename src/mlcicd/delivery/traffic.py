@@ -1,0 +1,142 @@
+"""A small, bounded load generator: replays data rows against an endpoint.
+
+Used by ``monitor-canary --generate-traffic`` (pre-production canaries with no real
+users), by ``mlci demo`` and by the tests. It counts what a client would see: status
+codes, connection errors and which model version answered (``X-Model-Version``).
+"""
+
+from __future__ import annotations
+
+import collections
+import csv
+import itertools
+import math
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import requests
+
+Row = dict[str, Any]
+
+
+def read_rows(path: Path, drop: tuple[str, ...] = (), limit: int = 5000) -> list[Row]:
+    """Rows of a CSV file with numbers as floats (JSON-ready), minus the label column."""
+    rows: list[Row] = []
+    with path.open(newline="") as fh:
+        for raw in itertools.islice(csv.DictReader(fh), limit):
+            row: Row = {}
+            for key, value in raw.items():
+                if key in drop:
+                    continue
+                try:
+                    row[key] = float(value) if value != "" else None
+                except ValueError:
+                    row[key] = value
+            rows.append(row)
+    return rows
+
+
+@dataclass
+class TrafficStats:
+    sent: int = 0
+    codes: collections.Counter[int] = field(default_factory=collections.Counter)
+    versions: collections.Counter[str] = field(default_factory=collections.Counter)
+    connection_errors: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def record(self, code: int | None, version: str | None) -> None:
+        with self.lock:
+            self.sent += 1
+            if code is None:
+                self.connection_errors += 1
+            else:
+                self.codes[code] += 1
+                if version:
+                    self.versions[version] += 1
+
+    def as_dict(self) -> dict[str, Any]:
+        with self.lock:
+            return {"sent": self.sent, "codes": {str(k): v for k, v in sorted(self.codes.items())},
+                    "versions": dict(self.versions), "connection_errors": self.connection_errors}
+
+
+class LoadGenerator:
+    """Send ``rate`` requests per second from ``workers`` threads until stopped or ``max_requests``."""
+
+    def __init__(
+        self,
+        endpoint: str,
+        rows: list[Row],
+        *,
+        rate: float,
+        workers: int = 4,
+        max_requests: int = 1_000_000,
+        mutate: Callable[[int, Row], Row] | None = None,
+        timeout: float = 5.0,
+    ) -> None:
+        if not rows:
+            raise ValueError("no rows to send")
+        self.url = endpoint.rstrip("/") + "/invocations"
+        self.rows = rows
+        self.rate = rate
+        self.workers = workers
+        self.max_requests = max_requests
+        self.mutate = mutate
+        self.timeout = timeout
+        self.stats = TrafficStats()
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._counter: Iterator[int] = itertools.count()
+        self._counter_lock = threading.Lock()
+        self._start = 0.0
+
+    def _next(self) -> int | None:
+        with self._counter_lock:
+            i = next(self._counter)
+        return None if i >= self.max_requests else i
+
+    def _worker(self) -> None:
+        session = requests.Session()
+        while not self._stop.is_set():
+            i = self._next()
+            if i is None:
+                return
+            # Pace by schedule, not by sleeping a fixed gap: keeps the rate steady under slow replies.
+            due = self._start + i / self.rate
+            delay = due - time.monotonic()
+            if delay > 0 and self._stop.wait(delay):
+                return
+            row = self.rows[i % len(self.rows)]
+            if self.mutate is not None:
+                row = self.mutate(i, dict(row))
+            body = {"dataframe_records": [{k: (None if isinstance(v, float) and math.isnan(v) else v)
+                                           for k, v in row.items()}]}
+            try:
+                r = session.post(self.url, json=body, timeout=self.timeout)
+                self.stats.record(r.status_code, r.headers.get("X-Model-Version"))
+            except requests.RequestException:
+                self.stats.record(None, None)
+
+    def start(self) -> LoadGenerator:
+        self._start = time.monotonic()
+        for _ in range(self.workers):
+            t = threading.Thread(target=self._worker, daemon=True)
+            t.start()
+            self._threads.append(t)
+        return self
+
+    def stop(self) -> TrafficStats:
+        self._stop.set()
+        for t in self._threads:
+            t.join(timeout=self.timeout + 1)
+        return self.stats
+
+    def __enter__(self) -> LoadGenerator:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,67 @@
+"""deploy-canary: start the challenger next to the serving champion with a share of traffic.
+
+Converges rather than assumes: the stable slot is (re)started for the current
+champion if it is not serving, the canary slot is made to serve the requested
+version, then traffic is split and finally alias ``canary`` is set. With no champion
+(a first release) the canary takes all traffic and is judged on absolute limits.
+"""
+
+from __future__ import annotations
+
+from mlcicd.delivery.session import DeploySession, now
+from mlcicd.errors import UsageError
+from mlcicd.registry import CANARY, CHAMPION
+from mlcicd.report import Check, StageResult, Status, Verdict
+from mlcicd.stages import StageContext
+
+
+def run(ctx: StageContext) -> StageResult:
+    session = DeploySession.open(ctx)
+    registry, target = session.registry, session.target
+    candidate = registry.resolve(ctx.inputs.model_uri)
+    champion = registry.by_alias(CHAMPION)
+    if champion is not None and champion.version == candidate.version:
+        raise UsageError(
+            f"version {candidate.version} is already the champion",
+            where=f"input model-uri ({ctx.inputs.model_uri})",
+            fix="deploy a new challenger (run train and gate first), or use rollback to change the champion",
+        )
+    checks: list[Check] = []
+    state = target.state()
+    if champion is not None:
+        stable = state.stable
+        if stable is None or stable.release.version != champion.version or not stable.healthy:
+            target.ensure_backend("stable", session.release(champion))
+            checks.append(Check("stable", Status.PASS, f"champion v{champion.version} (re)started as stable"))
+        else:
+            checks.append(Check("stable", Status.PASS, f"champion v{champion.version} is serving as stable"))
+    elif state.stable is not None:
+        checks.append(Check("stable", Status.WARN,
+                            f"stable slot serves v{state.stable.release.version} but no version has alias "
+                            "champion; it stays the baseline"))
+
+    backend = target.ensure_backend("canary", session.release(candidate, ctx.inputs.image))
+    first_release = target.state().stable is None
+    weight = 100 if first_release else int(ctx.inputs.canary_weight)
+    if not 1 <= weight <= 100:
+        raise UsageError(f"canary-weight must be 1..100, got {weight}", where="input canary-weight",
+                         fix="e.g. canary-weight: 10")
+    target.set_canary_weight(weight)
+    registry.set_alias(CANARY, candidate.version)
+    registry.set_tags(candidate.version, {"mlci.deploy.target": target.name, "mlci.deploy.weight": weight,
+                                          "mlci.deploy.at": now()})
+    state = target.state()
+    checks.append(Check("canary", Status.PASS, f"v{candidate.version} serving at {backend.url}",
+                        observed=f"{weight}%"))
+    stable_version = state.stable.release.version if state.stable else ""
+    summary = (
+        f"first release: v{candidate.version} takes 100% of traffic at {state.endpoint}"
+        if first_release
+        else f"canary v{candidate.version} takes {weight}% next to stable v{stable_version} at {state.endpoint}"
+    )
+    return StageResult(
+        "deploy-canary", Verdict.PASS, summary, checks=checks,
+        outputs={"endpoint": state.endpoint or "", "canary-version": candidate.version,
+                 "stable-version": stable_version},
+        figures={"canary_weight": weight, "first_release": first_release},
+    )
