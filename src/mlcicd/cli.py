@@ -67,13 +67,14 @@ for _stage in STAGES:
 @click.option("--keep-running", is_flag=True, help="Leave nginx and the model servers up after the demo.")
 @click.option("--workdir", default=".mlci-demo", show_default=True, type=click.Path(file_okay=False),
               help="Where the demo copies the example project and keeps its state.")
-@click.option("--canary-duration", default=20.0, show_default=True, help="Canary bake time in seconds.")
-def demo(bad_canary: bool, keep_running: bool, workdir: str, canary_duration: float) -> None:
+@click.option("--canary-duration", default=60.0, show_default=True, help="Maximum canary bake time in seconds.")
+@click.option("--port", default=8080, show_default=True, help="Port of the demo's nginx on 127.0.0.1.")
+def demo(bad_canary: bool, keep_running: bool, workdir: str, canary_duration: float, port: int) -> None:
     """Run the whole pipeline on the bundled example project."""
     from mlcicd.demo import run_demo
 
     sys.exit(run_demo(workdir, bad_canary=bad_canary, keep_running=keep_running,
-                      canary_duration=canary_duration))
+                      canary_duration=canary_duration, port=port))
 
 
 @mlci.command()

@@ -1,0 +1,1 @@
+"""``mlci-gen``: scaffolding and (later) pipeline rendering from the catalogue."""

@@ -1,0 +1,65 @@
+"""The demo pipeline both ways, on real MLflow, real model servers and real nginx.
+
+Good canary: promoted, aliases moved, nginx answers with the new version.
+Bad canary: rolled back, champion unchanged, nginx answers with the champion only.
+"""
+
+import socket
+
+import pytest
+import requests
+
+from mlcicd.config import load_config
+from mlcicd.delivery.targets import get_target
+from mlcicd.demo import run_demo
+from mlcicd.registry import Registry
+
+pytestmark = pytest.mark.integration
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def answers(port: int, n: int = 40) -> set[str]:
+    row = {"age": 40.0, "income": 52000.0, "debt_ratio": 0.3, "credit_lines": 4.0, "late_payments": 1.0,
+           "employment": "salaried", "region": "north", "gender": "female"}
+    seen = set()
+    for _ in range(n):
+        r = requests.post(f"http://127.0.0.1:{port}/invocations", json={"dataframe_records": [row]}, timeout=10)
+        assert r.status_code == 200
+        seen.add(r.headers["X-Model-Version"])
+    return seen
+
+
+@pytest.fixture
+def demo_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
+    port = free_port()
+    yield tmp_path, port
+    cfg = load_config(tmp_path / "credit-risk" / "mlci.yaml")
+    get_target(cfg.deploy.target, cfg).shutdown()
+
+
+def test_demo_promotes_good_and_rolls_back_bad(demo_dir):
+    workdir, port = demo_dir
+    assert run_demo(str(workdir), bad_canary=False, keep_running=True, canary_duration=90, port=port) == 0
+    cfg = load_config(workdir / "credit-risk" / "mlci.yaml")
+    registry = Registry(cfg.tracking_uri(), cfg.mlflow.model_name)
+    aliases = registry.aliases()
+    # First release v1, then the good challenger v2 promoted over it.
+    assert aliases["champion"] == "2" and aliases["previous-champion"] == "1"
+    assert "canary" not in aliases
+    assert answers(port) == {"2"}
+    state = get_target("local", cfg).state()
+    assert state.canary is None and state.stable is not None and state.stable.release.version == "2"
+
+    assert run_demo(str(workdir), bad_canary=True, keep_running=True, canary_duration=90, port=port) == 0
+    aliases = registry.aliases()
+    assert aliases["champion"] == "2"
+    assert "canary" not in aliases and "challenger" not in aliases
+    assert "analysis" in registry.version("3").tags["mlci.rollback.reason"]
+    assert answers(port) == {"2"}
+    assert get_target("local", cfg).state().canary is None

@@ -1,0 +1,71 @@
+"""mlci.yaml errors name the file, the key path and the fix; defaults fill the rest."""
+
+from pathlib import Path
+
+import pytest
+
+from mlcicd.config import load_config, parse_config
+from mlcicd.errors import ConfigError
+
+MINIMAL = {"data": {"label": "y"}, "mlflow": {"model_name": "m"}}
+
+
+def test_minimal_config_gets_defaults():
+    cfg = parse_config(MINIMAL)
+    assert cfg.deploy.target == "local"
+    assert cfg.deploy.canary.weight == 10
+    assert cfg.mlflow.tracking_uri == "sqlite:///.mlci/mlflow.db"
+    assert cfg.gate.non_inferiority is not None and cfg.gate.non_inferiority.margin == 0.01
+
+
+def test_example_config_loads():
+    cfg = load_config(Path(__file__).parents[2] / "examples" / "credit-risk" / "mlci.yaml")
+    assert cfg.data.label == "default"
+    assert cfg.data.sensitive == ["gender"]
+    assert cfg.gate.thresholds["accuracy"].min == 0.70
+    assert cfg.data.columns["age"].type == "integer"
+
+
+@pytest.mark.parametrize(
+    ("raw", "where", "fix"),
+    [
+        ({"data": {"label": "y", "senstive": ["g"]}, "mlflow": {"model_name": "m"}}, "data.senstive", "sensitive"),
+        ({"data": {"label": "y"}}, "mlflow", "model_name"),
+        ({**MINIMAL, "deploy": {"canary": {"weight": "ten"}}}, "deploy.canary.weight", "whole number"),
+        ({**MINIMAL, "deploy": {"canary": {"weight": 150}}}, "deploy.canary.weight", "weight: 10"),
+        ({**MINIMAL, "image": {"builder": "kaniko"}}, "image.builder", "buildah"),
+        ({**MINIMAL, "gate": {"champion": {"accuracy": {"min_absolute_change": -1}}}},
+         "gate.champion.accuracy.min_absolute_change", "positive"),
+        ({**MINIMAL, "data": {"label": "y", "sensitive": "y"}}, "data.sensitive", "gender"),
+        ({**MINIMAL, "deploy": {"canary": {"on_inconclusive": "panic"}}}, "deploy.canary.on_inconclusive", "hold"),
+    ],
+)
+def test_bad_config_names_key_and_fix(raw, where, fix):
+    with pytest.raises(ConfigError) as err:
+        parse_config(raw, "proj/mlci.yaml")
+    text = str(err.value)
+    assert text.startswith(f"proj/mlci.yaml: {where}")
+    assert "Fix:" in text and fix in text
+    assert err.value.exit_code == 2
+
+
+def test_sensitive_scalar_is_a_one_item_list():
+    cfg = parse_config({"data": {"label": "y", "sensitive": "gender"}, "mlflow": {"model_name": "m"}})
+    assert cfg.data.sensitive == ["gender"]
+
+
+def test_missing_file_and_invalid_yaml(tmp_path):
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_config(tmp_path / "mlci.yaml")
+    bad = tmp_path / "mlci.yaml"
+    bad.write_text("data:\n  label: y\n bad-indent: [\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(bad)
+    assert "not valid YAML (line" in str(err.value)
+
+
+def test_relative_paths_and_sqlite_uri_resolve_against_config_dir(tmp_path):
+    (tmp_path / "mlci.yaml").write_text("data: {label: y, train: d/train.csv}\nmlflow: {model_name: m}\n")
+    cfg = load_config(tmp_path / "mlci.yaml")
+    assert cfg.path(cfg.data.train) == tmp_path / "d" / "train.csv"
+    assert cfg.tracking_uri() == f"sqlite:///{tmp_path}/.mlci/mlflow.db"

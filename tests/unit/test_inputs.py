@@ -1,0 +1,51 @@
+"""Inputs: CLI > MLCI_* env > mlci.yaml > default; typed; empty env means unset."""
+
+import pytest
+
+from mlcicd.catalog import get_stage
+from mlcicd.config import parse_config
+from mlcicd.errors import UsageError
+from mlcicd.inputs import resolve_inputs
+
+CFG = parse_config({"data": {"label": "y", "eval": "e.csv"}, "mlflow": {"model_name": "credit"},
+                    "deploy": {"canary": {"weight": 15}}})
+
+
+def test_precedence_cli_env_config_default():
+    stage = get_stage("deploy-canary")
+    got = resolve_inputs(stage, {}, {}, CFG)
+    assert got.canary_weight == 15 and got.sources["canary-weight"].endswith("deploy.canary.weight")
+    assert got.model_uri == "models:/credit@challenger"
+    got = resolve_inputs(stage, {}, {"MLCI_CANARY_WEIGHT": "30"}, CFG)
+    assert got.canary_weight == 30
+    got = resolve_inputs(stage, {"canary-weight": "40"}, {"MLCI_CANARY_WEIGHT": "30"}, CFG)
+    assert got.canary_weight == 40
+
+
+def test_empty_env_counts_as_unset():
+    got = resolve_inputs(get_stage("deploy-canary"), {}, {"MLCI_CANARY_WEIGHT": ""}, CFG)
+    assert got.canary_weight == 15
+
+
+@pytest.mark.parametrize(
+    ("stage", "env", "message"),
+    [
+        ("deploy-canary", {"MLCI_CANARY_WEIGHT": "ten"}, "MLCI_CANARY_WEIGHT (input 'canary-weight')"),
+        ("deploy-canary", {"MLCI_CANARY_WEIGHT": "2.5"}, "whole number"),
+        ("gate", {"MLCI_MODEL_URI": "runs:/x/model", "MLCI_REGISTER": "maybe"}, "true or false"),
+        ("rollback", {"MLCI_TO": "yesterday"}, "stable, previous-champion"),
+        ("gate", {}, "required input 'model-uri'"),
+    ],
+)
+def test_bad_inputs_name_the_input(stage, env, message):
+    with pytest.raises(UsageError) as err:
+        resolve_inputs(get_stage(stage), {}, env, CFG)
+    assert message in str(err.value)
+    assert err.value.exit_code == 2
+
+
+def test_booleans_and_numbers_are_typed():
+    got = resolve_inputs(get_stage("gate"), {}, {"MLCI_MODEL_URI": "runs:/x/model", "MLCI_REGISTER": "FALSE"}, CFG)
+    assert got.register is False
+    got = resolve_inputs(get_stage("monitor-canary"), {"duration": "12.5"}, {}, CFG)
+    assert got.duration == 12.5 and got.min_requests == 200
