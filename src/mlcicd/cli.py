@@ -69,12 +69,15 @@ for _stage in STAGES:
               help="Where the demo copies the example project and keeps its state.")
 @click.option("--canary-duration", default=60.0, show_default=True, help="Maximum canary bake time in seconds.")
 @click.option("--port", default=8080, show_default=True, help="Port of the demo's nginx on 127.0.0.1.")
-def demo(bad_canary: bool, keep_running: bool, workdir: str, canary_duration: float, port: int) -> None:
+@click.option("--build-image/--no-build-image", default=None,
+              help="Build the model-server image (default: when an image builder is installed).")
+def demo(bad_canary: bool, keep_running: bool, workdir: str, canary_duration: float, port: int,
+         build_image: bool | None) -> None:
     """Run the whole pipeline on the bundled example project."""
     from mlcicd.demo import run_demo
 
     sys.exit(run_demo(workdir, bad_canary=bad_canary, keep_running=keep_running,
-                      canary_duration=canary_duration, port=port))
+                      canary_duration=canary_duration, port=port, build_image=build_image))
 
 
 @mlci.command()
@@ -110,6 +113,17 @@ def init(directory: str, force: bool, label: str | None) -> None:
     from mlcicd.gen.scaffold import scaffold_config
 
     sys.exit(scaffold_config(directory, force=force, label=label))
+
+
+@mlci_gen.command()
+@click.option("--check", is_flag=True, help="Write nothing; exit 1 listing every file that differs (drift).")
+@click.option("--root", default=".", show_default=True, type=click.Path(file_okay=False),
+              help="Root of the ml-cicd checkout.")
+def sync(check: bool, root: str) -> None:
+    """Render this repo's actions, GitLab components and README tables from the stage catalogue."""
+    from mlcicd.gen.sync import run_sync
+
+    sys.exit(run_sync(root, check=check, echo=click.echo))
 
 
 if __name__ == "__main__":  # pragma: no cover

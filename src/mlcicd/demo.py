@@ -11,7 +11,6 @@ live traffic, where 1 request in 10 lacks an income, so the canary is rolled bac
 from __future__ import annotations
 
 import contextlib
-import io
 import os
 import shutil
 import time
@@ -42,8 +41,8 @@ def example_dir() -> Path:
 class DemoAdapter(LocalAdapter):
     """Everything goes to the demo's log file; only the monitor's progress reaches the screen."""
 
-    def __init__(self, log: io.TextIOBase) -> None:
-        super().__init__({}, stream=log)  # type: ignore[arg-type]
+    def __init__(self, log: Any) -> None:
+        super().__init__({}, stream=log)
 
     def log(self, text: str) -> None:
         super().log(text)
@@ -60,8 +59,9 @@ class Step:
 
 
 class Demo:
-    def __init__(self, project: Path, log: io.TextIOBase, port: int) -> None:
+    def __init__(self, project: Path, log: Any, port: int, build_image: bool | None = None) -> None:
         self.project = project
+        self.want_image = build_image
         self.adapter = DemoAdapter(log)
         self.steps: list[Step] = []
         self.port = port
@@ -134,6 +134,9 @@ class Demo:
     def build_image(self) -> None:
         from mlcicd.images.builders import available_builders
 
+        if self.want_image is False:
+            click.echo("  ⏭️  build-image       -    skipped (--no-build-image)")
+            return
         if not available_builders():
             click.echo("  ⏭️  build-image       -    no image builder here (apt-get install -y buildah); the local "
                        "target runs the model from the registry instead")
@@ -175,12 +178,12 @@ def prepare_project(workdir: Path, port: int) -> Path:
 
 
 def run_demo(workdir: str, *, bad_canary: bool, keep_running: bool, canary_duration: float,
-             port: int = 8080) -> int:
+             port: int = 8080, build_image: bool | None = None) -> int:
     project = prepare_project(Path(workdir).resolve(), port)
     log_path = project / "demo.log"
     started = time.monotonic()
     with log_path.open("a") as log:
-        demo = Demo(project, log, port)  # type: ignore[arg-type]
+        demo = Demo(project, log, port, build_image=build_image)
         click.echo(f"ml-cicd demo in {project} (full log: {log_path})")
         try:
             validate = demo.stage("validate-data")

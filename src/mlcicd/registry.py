@@ -8,6 +8,7 @@ imported only when a method is called.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -80,15 +81,35 @@ class Registry:
             self._call(self.client.create_registered_model, self.model_name)
 
     def register(self, model_uri: str, run_id: str | None, tags: dict[str, str]) -> ModelVersion:
-        """Create a new version from a logged model (``runs:/…`` or a models URI)."""
+        """Create a new version from a logged model (``runs:/<id>/<name>`` or a models URI).
+
+        MLflow 3 keeps logged models outside the run's artifacts, so a ``runs:/`` source
+        would point at an empty directory: register the run's LoggedModel instead, as
+        ``mlflow.register_model`` does.
+        """
         self.ensure_model()
-        source = model_uri
+        source, model_id = model_uri, None
+        if model_uri.startswith("runs:/") and run_id:
+            parts = model_uri[len("runs:/"):].split("/", 1)
+            name = parts[1] if len(parts) == 2 else "model"
+            run = self._call(self.client.get_run, run_id)
+            found = self._call(
+                self.client.search_logged_models,
+                experiment_ids=[run.info.experiment_id],
+                filter_string=f"source_run_id = '{run_id}' AND name = '{name}'",
+                max_results=1,
+                order_by=[{"field_name": "creation_time", "ascending": False}],
+            )
+            if found:
+                model_id = found[0].model_id
+                source = f"models:/{model_id}"
         mv = self._call(
             self.client.create_model_version,
             name=self.model_name,
             source=source,
             run_id=run_id,
             tags={k: str(v) for k, v in tags.items()},
+            model_id=model_id,
         )
         return self._wrap(mv)
 
@@ -150,14 +171,35 @@ class Registry:
         )
 
     def download(self, version: str, dst: Path) -> Path:
-        """Copy the version's model files to ``dst`` (a directory with an MLmodel file)."""
+        """Copy the version's model files under ``dst``; return the directory holding MLmodel."""
+        import mlflow
         import mlflow.artifacts
 
         dst.mkdir(parents=True, exist_ok=True)
-        path = self._call(
-            mlflow.artifacts.download_artifacts,
-            artifact_uri=f"models:/{self.model_name}/{version}",
-            dst_path=str(dst),
-            tracking_uri=self.tracking_uri,
-        )
-        return Path(path)
+        # MLflow 3 resolves models:/ URIs (and the source behind them) through its process-wide
+        # tracking/registry URIs and ignores the ones passed here: set them for this call, then
+        # restore them and the environment variables set_tracking_uri writes as a side effect.
+        env = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
+        saved = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
+        mlflow.set_tracking_uri(self.tracking_uri)
+        mlflow.set_registry_uri(self.registry_uri)
+        try:
+            path = Path(
+                self._call(
+                    mlflow.artifacts.download_artifacts,
+                    artifact_uri=f"models:/{self.model_name}/{version}",
+                    dst_path=str(dst),
+                    tracking_uri=self.tracking_uri,
+                    registry_uri=self.registry_uri,
+                )
+            )
+        finally:
+            mlflow.set_tracking_uri(saved[0])
+            mlflow.set_registry_uri(saved[1])
+            for key, value in env.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+        found = sorted(p.parent for p in path.rglob("MLmodel"))
+        return found[0] if found else path

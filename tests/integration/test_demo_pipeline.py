@@ -34,6 +34,11 @@ def answers(port: int, n: int = 40) -> set[str]:
     return seen
 
 
+def demo(workdir, port, *, bad):
+    return run_demo(str(workdir), bad_canary=bad, keep_running=True, canary_duration=90, port=port,
+                    build_image=False)
+
+
 @pytest.fixture
 def demo_dir(tmp_path, monkeypatch):
     monkeypatch.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
@@ -45,7 +50,7 @@ def demo_dir(tmp_path, monkeypatch):
 
 def test_demo_promotes_good_and_rolls_back_bad(demo_dir):
     workdir, port = demo_dir
-    assert run_demo(str(workdir), bad_canary=False, keep_running=True, canary_duration=90, port=port) == 0
+    assert demo(workdir, port, bad=False) == 0
     cfg = load_config(workdir / "credit-risk" / "mlci.yaml")
     registry = Registry(cfg.tracking_uri(), cfg.mlflow.model_name)
     aliases = registry.aliases()
@@ -56,7 +61,7 @@ def test_demo_promotes_good_and_rolls_back_bad(demo_dir):
     state = get_target("local", cfg).state()
     assert state.canary is None and state.stable is not None and state.stable.release.version == "2"
 
-    assert run_demo(str(workdir), bad_canary=True, keep_running=True, canary_duration=90, port=port) == 0
+    assert demo(workdir, port, bad=True) == 0
     aliases = registry.aliases()
     assert aliases["champion"] == "2"
     assert "canary" not in aliases and "challenger" not in aliases

@@ -1,0 +1,252 @@
+"""gate: judge a candidate model offline and register it as ``challenger`` when it passes.
+
+The candidate and the current champion (alias ``champion``, if any) score the same
+evaluation rows. Checks: absolute thresholds (``gate.thresholds``), MLflow-style
+change thresholds against the champion (``gate.champion``), a paired non-inferiority
+test (``gate.non_inferiority``), demographic parity across ``data.sensitive`` columns
+(``gate.fairness``) and single-row latency. Only a passing candidate is registered;
+the evidence goes onto the model version as ``mlci.gate.*`` tags so later stages and
+humans can see why it was allowed through.
+
+All statistics are numpy (see :mod:`mlcicd.evaluation`); fairlearn is never imported.
+"""
+
+from __future__ import annotations
+
+import difflib
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from mlcicd.config import GateConfig
+from mlcicd.errors import ConfigError, DataError, UsageError
+from mlcicd.evaluation.judge import TAG_PREFIX, Judge, summary
+from mlcicd.evaluation.metrics import GREATER_IS_BETTER
+from mlcicd.registry import CHALLENGER, CHAMPION, ModelVersion, Registry
+from mlcicd.report import StageResult, Verdict
+from mlcicd.stages import StageContext
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from mlcicd.evaluation.scoring import Scored
+
+
+def run(ctx: StageContext) -> StageResult:
+    gate = ctx.config.gate
+    _check_gate_config(gate, str(ctx.config.source or "mlci.yaml"))
+    model_uri = str(ctx.inputs.model_uri)
+    timings: dict[str, float] = {}
+    clock = time.perf_counter()
+
+    frame, eval_path, shown = _read_eval(ctx)
+    label = ctx.config.data.label
+    sensitive = _sensitive(ctx, frame, shown)
+    y_true = frame[label].to_numpy()
+    features = frame.drop(columns=[label])
+    timings["read_eval"] = time.perf_counter() - clock
+
+    clock = time.perf_counter()
+    import mlflow.pyfunc
+
+    from mlcicd.config import absolutize_sqlite_uri
+    from mlcicd.evaluation.scoring import check_label_types, load_model, score
+
+    timings["import_mlflow"] = time.perf_counter() - clock
+
+    tracking_uri = ctx.tracking_uri()
+    registry_uri = absolutize_sqlite_uri(ctx.config.mlflow.registry_uri or tracking_uri, ctx.config.root)
+    mlflow.set_tracking_uri(tracking_uri)
+    mlflow.set_registry_uri(registry_uri)
+    registry = Registry(tracking_uri, ctx.model_name(), registry_uri)
+
+    clock = time.perf_counter()
+    _check_store(tracking_uri)
+    candidate_model = load_model(model_uri, role="candidate", where="input model-uri")
+    ctx.ci.log(f"scoring {len(frame):,} rows of {shown} with {model_uri}")
+    candidate = score(model_uri, candidate_model, features, shown=shown)
+    check_label_types(y_true, candidate.y_pred, label=label, shown=shown, uri=model_uri)
+    champion_mv = registry.by_alias(CHAMPION)
+    champion: Scored | None = None
+    champion_error = ""
+    if champion_mv is not None:
+        ctx.ci.log(f"scoring the same rows with the champion {champion_mv.uri}")
+        try:
+            where = f"{champion_mv.uri} (alias champion)"
+            champion = score(champion_mv.uri, load_model(champion_mv.uri, role="champion", where=where), features,
+                             shown=shown)
+        except UsageError as exc:
+            # Features may have changed on purpose, or the champion's files are gone: either way
+            # there is nothing to compare with, which is not a pass (inconclusive, exit 3).
+            champion_error = f"champion v{champion_mv.version} could not be evaluated: {exc.what}"
+    timings["load_and_predict"] = time.perf_counter() - clock
+
+    judge = Judge(ctx.config.gate, y_true, candidate, champion, champion_mv, sensitive)
+    clock = time.perf_counter()
+    judge.measure_latency()
+    timings["latency"] = time.perf_counter() - clock
+    clock = time.perf_counter()
+    checks = judge.checks(champion_error)
+    timings["statistics"] = time.perf_counter() - clock
+
+    failures = [c for c in checks if c.failed]
+    if failures:
+        verdict = Verdict.FAIL
+    elif champion_error:
+        verdict = Verdict.INCONCLUSIVE
+    else:
+        verdict = Verdict.PASS
+    outputs = {"model-version": "", "model-uri": ""}
+    registered = ""
+    if verdict is Verdict.PASS and ctx.inputs.register:
+        clock = time.perf_counter()
+        mv = _register(registry, model_uri, candidate_model, judge.tags(checks, verdict, eval_path))
+        timings["register"] = time.perf_counter() - clock
+        outputs = {"model-version": mv.version, "model-uri": mv.uri}
+        registered = f" Registered as {mv.uri} (alias {CHALLENGER})."
+    elif verdict is Verdict.PASS:
+        registered = " Not registered (input register is false)."
+
+    text = summary(verdict, checks, judge, champion_error) + registered
+    figures = {**judge.figures(), "seconds": {k: round(v, 3) for k, v in timings.items()}}
+    evidence = {
+        "model_uri": model_uri,
+        "run_id": _run_id(model_uri),
+        "champion_uri": champion_mv.uri if champion_mv else None,
+        "eval_data": str(eval_path),
+        "tracking_uri": _without_credentials(tracking_uri),
+    }
+    return StageResult("gate", verdict, text, checks=checks, outputs=outputs, figures=figures, evidence=evidence)
+
+
+# -- inputs ------------------------------------------------------------------------------------------------------
+
+
+def _check_gate_config(gate: GateConfig, filename: str) -> None:
+    """Metric names and bounds are only meaningful to the gate, so it validates them, before any heavy work."""
+    valid = list(GREATER_IS_BETTER)
+
+    def unknown(section: str, name: str) -> None:
+        close = difflib.get_close_matches(name, valid, n=1)
+        hint = f"did you mean `{close[0]}`? " if close else ""
+        raise ConfigError(f"unknown metric {name!r}", where=f"{filename}: gate.{section}.{name}",
+                          fix=f"{hint}valid metrics: {', '.join(valid)}")
+
+    for name, bound in gate.thresholds.items():
+        if name not in GREATER_IS_BETTER:
+            unknown("thresholds", name)
+        if bound.min is None and bound.max is None:
+            raise ConfigError("a threshold needs `min`, `max` or both", where=f"{filename}: gate.thresholds.{name}",
+                              fix=f"e.g. `{name}: {{{'min: 0.8' if GREATER_IS_BETTER[name] else 'max: 0.1'}}}`")
+        if bound.min is not None and bound.max is not None and bound.min > bound.max:
+            raise ConfigError(f"min {bound.min} is greater than max {bound.max}",
+                              where=f"{filename}: gate.thresholds.{name}", fix="swap the two values")
+    for name in gate.champion:
+        if name not in GREATER_IS_BETTER:
+            unknown("champion", name)
+    ni = gate.non_inferiority
+    if ni is not None and (ni.margin < 0 or ni.resamples < 100):
+        raise ConfigError(f"margin must be ≥ 0 and resamples ≥ 100, got {ni.margin} and {ni.resamples}",
+                          where=f"{filename}: gate.non_inferiority", fix="e.g. `margin: 0.01`, `resamples: 10000`")
+    if gate.latency_rows < 0:
+        raise ConfigError(f"must be ≥ 0, got {gate.latency_rows}", where=f"{filename}: gate.latency_rows",
+                          fix="e.g. `latency_rows: 200`, or 0 to skip the latency benchmark")
+
+
+def _read_eval(ctx: StageContext) -> tuple[pd.DataFrame, Path, str]:
+    path = ctx.input_path("eval-data")
+    if path is None:
+        raise UsageError("no evaluation data given", where="input eval-data / mlci.yaml: data.eval",
+                         fix="set `data: {eval: data/eval.csv}` in mlci.yaml or pass --eval-data PATH")
+    shown = str(ctx.inputs.values.get("eval-data"))
+    origin = ctx.inputs.sources.get("eval-data", "eval-data")
+    from mlcicd.data.load import DataFile, load_table
+
+    label_origin = f"{ctx.config.source or 'mlci.yaml'}: data.label"
+    frame = load_table(DataFile("eval", path, shown, origin), label=ctx.config.data.label, label_origin=label_origin)
+    missing = int(frame[ctx.config.data.label].isna().sum())
+    if missing:
+        raise DataError(f"{missing:,} of {len(frame):,} rows have no label ({ctx.config.data.label!r})",
+                        where=shown, fix="fill in or drop the unlabelled rows: the gate cannot judge them")
+    return frame, path, shown
+
+
+def _sensitive(ctx: StageContext, frame: pd.DataFrame, shown: str) -> dict[str, np.ndarray]:
+    columns = ctx.config.data.sensitive
+    absent = [c for c in columns if c not in frame.columns]
+    if absent:
+        raise ConfigError(
+            f"sensitive column(s) {', '.join(map(repr, absent))} not found in the evaluation data {shown} "
+            f"(columns: {', '.join(map(str, frame.columns))})",
+            where=f"{ctx.config.source or 'mlci.yaml'}: data.sensitive",
+            fix="list columns that exist in the evaluation data, or add them to it",
+        )
+    return {c: frame[c].to_numpy() for c in columns}
+
+
+def _check_store(tracking_uri: str) -> None:
+    """A SQLite store that does not exist cannot hold the candidate; MLflow would create an empty one."""
+    prefix = "sqlite:///"
+    if tracking_uri.startswith(prefix) and not Path(tracking_uri[len(prefix):]).is_file():
+        raise UsageError(
+            f"no MLflow store at {tracking_uri[len(prefix):]}",
+            where="input tracking-uri / mlci.yaml: mlflow.tracking_uri",
+            fix="run the train stage first (it creates the store), or point tracking-uri at the store the "
+            "model was logged to",
+        )
+
+
+def _without_credentials(uri: str) -> str:
+    """Reports are published (step summaries, MR comments): never copy a user:password@ into them."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(uri)
+    if parts.username is None and parts.password is None:
+        return uri
+    host = (parts.hostname or "") + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=host))
+
+
+def _run_id(model_uri: str) -> str | None:
+    if model_uri.startswith("runs:/"):
+        return model_uri[len("runs:/"):].split("/", 1)[0] or None
+    return None
+
+
+# -- registration ------------------------------------------------------------------------------------------------
+
+
+def _register(registry: Registry, model_uri: str, model: Any, tags: dict[str, str]) -> ModelVersion:
+    """Register (or re-use) the version, tag it with the evidence and point ``challenger`` at it.
+
+    Re-running the gate after a crash must not leave duplicate versions: a version of
+    this run already tagged with the same model URI is reused.
+    """
+    prefix = f"models:/{registry.model_name}"
+    existing: ModelVersion | None = None
+    if model_uri.startswith((prefix + "/", prefix + "@")):
+        existing = registry.resolve(model_uri)
+    elif (run_id := _run_id(model_uri)) is not None:
+        existing = _version_of_run(registry, run_id, model_uri)
+    if existing is None:
+        mv = registry.register(model_uri, _run_id(model_uri), tags)
+    else:
+        registry.set_tags(existing.version, tags)
+        mv = registry.version(existing.version)
+    registry.set_alias(CHALLENGER, mv.version)
+    return mv
+
+
+def _version_of_run(registry: Registry, run_id: str, model_uri: str) -> ModelVersion | None:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        found = registry.client.search_model_versions(f"name='{registry.model_name}' and run_id='{run_id}'")
+    except MlflowException:
+        return None  # no such registered model yet
+    for mv in found:
+        if (mv.tags or {}).get(f"{TAG_PREFIX}model_uri") == model_uri:
+            return registry.version(str(mv.version))
+    return None

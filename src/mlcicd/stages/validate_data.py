@@ -1,0 +1,197 @@
+"""validate-data: schema, quality and drift checks on the training and evaluation data.
+
+Order: load every file (a file that cannot be read is exit 2, before any check) ->
+schema expectations from data.columns, else inferred from the reference (else the
+training) data -> per dataset: columns, types and rules, missing values, duplicate
+rows, label balance, outliers -> drift of train and eval against the reference.
+Passing per-column checks are folded into one check per family so the report stays
+readable; every failure and warning stays its own check with the fix in its message.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+from mlcicd.data import drift, quality
+from mlcicd.data.load import DataFile, load_table
+from mlcicd.data.schema import NUMERIC, Schema, build_schema, check_columns, check_values
+from mlcicd.data.text import count, names
+from mlcicd.errors import UsageError
+from mlcicd.report import Check, StageResult, Status, Verdict
+from mlcicd.stages import StageContext
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+ROLES = (("train", "train-data"), ("eval", "eval-data"), ("reference", "reference-data"))
+_DRIFT_KIND: dict[str | None, drift.Kind] = {
+    "integer": "numeric", "number": "numeric", "boolean": "categorical", "category": "categorical", "string": "text",
+}
+_FAMILY_PASS = {
+    "schema": "schema checks passed (columns, types and declared rules)",
+    "quality:missing": "columns within the missing-value limit",
+    "quality:outliers": "numeric features within the outlier limit",
+    "drift": "features match the reference distribution",
+}
+
+
+def run(ctx: StageContext) -> StageResult:
+    started = time.perf_counter()
+    data = ctx.config.data
+    config_name = ctx.config.source.name if ctx.config.source else "mlci.yaml"
+    files = _data_files(ctx, config_name)
+    label_origin = f"data.label in {config_name}"
+    frames: dict[str, pd.DataFrame] = {}
+    for role, file in files.items():
+        # The reference may be unlabelled production data; train and eval need the label.
+        frames[role] = load_table(file, label=None if role == "reference" else data.label, label_origin=label_origin)
+        ctx.ci.log(f"{role}: {file.shown} ({count(frames[role].shape[0])} rows x {frames[role].shape[1]} columns)")
+    loaded = time.perf_counter()
+
+    schema = build_schema({r: frames[r] for r in ("reference", "train", "eval") if r in frames}, data, config_name)
+    checks: list[Check] = []
+    clean: dict[str, pd.DataFrame] = {}
+    for role in ("train", "eval"):
+        if role in frames:
+            role_checks, clean[role] = _dataset_checks(frames[role], role, schema, ctx)
+            checks += _tag(role_checks, role)
+
+    fail_on_drift = ctx.inputs.values.get("fail-on-drift")
+    if fail_on_drift is None:
+        fail_on_drift = data.drift.fail
+    drift_figures: dict[str, dict[str, object]] = {}
+    drifted: list[str] = []
+    drift_text = "drift not measured (no reference data)"
+    if "reference" in frames:
+        ref_checks, clean["reference"] = check_values(frames["reference"], schema, explicit_only=True)
+        checks += _tag(_collapse("schema", ref_checks), "reference")
+        kinds = _drift_kinds(schema, ctx, clean["reference"])
+        texts = []
+        for role in ("train", "eval"):
+            if role not in clean:
+                continue
+            results = drift.compare(clean["reference"], clean[role], kinds,
+                                    p_value=data.drift.p_value, max_rows=data.drift.max_rows)
+            checks += _tag(_collapse("drift", drift.to_checks(
+                results, role=role, alpha=data.drift.p_value, fail=bool(fail_on_drift), label=data.label)), role)
+            drift_figures[role] = {r.feature: r.to_dict() for r in results}
+            drifted += [f for f in drift.drifted(results) if f not in drifted]
+            texts.append(f"{role}: {drift.describe(results)}")
+        drift_text = "drift vs reference: " + "; ".join(texts)
+    else:
+        checks.append(Check(
+            "drift", Status.SKIP,
+            "no reference data, so drift was not measured. Fix: set data.reference in "
+            f"{config_name} (or the reference-data input) to data the current model is known to work on, "
+            "e.g. the training data of the release in production.",
+        ))
+    finished = time.perf_counter()
+
+    datasets = ", ".join(f"{role} {count(f.shape[0])} rows" for role, f in frames.items())
+    failures = [c.name for c in checks if c.status is Status.FAIL]
+    warnings = [c.name for c in checks if c.status is Status.WARN]
+    if failures:
+        summary = (f"{len(failures)} data check(s) failed: {names(failures, 10)}. Each failed check says how to fix "
+                   f"it. Checked {datasets}; {drift_text}.")
+    else:
+        summary = f"All data checks passed on {datasets}; {drift_text}."
+    if warnings:
+        summary += f" {len(warnings)} warning(s): {names(warnings, 10)}."
+    return StageResult(
+        ctx.stage.id,
+        Verdict.FAIL if failures else Verdict.PASS,
+        summary,
+        checks=checks,
+        outputs={"drifted-features": ",".join(drifted), "rows": str(frames["train"].shape[0])},
+        figures={
+            "datasets": {role: {"rows": f.shape[0], "columns": f.shape[1], "path": files[role].shown}
+                         for role, f in frames.items()},
+            "drift": drift_figures,
+            "drift_settings": {"p_value": data.drift.p_value, "max_rows": data.drift.max_rows,
+                               "seed": drift.SEED, "fail_on_drift": bool(fail_on_drift)},
+            "seconds": {"load": round(loaded - started, 3), "checks": round(finished - loaded, 3)},
+        },
+        evidence={"files": {role: str(f.path.resolve()) for role, f in files.items()}},
+    )
+
+
+def _data_files(ctx: StageContext, config_name: str) -> dict[str, DataFile]:
+    files = {}
+    for role, input_name in ROLES:
+        path = ctx.input_path(input_name)
+        if path is not None:
+            shown = str(ctx.inputs.values[input_name])
+            files[role] = DataFile(role, path, shown, _origin(ctx.inputs.sources.get(input_name, ""), input_name))
+    if "train" not in files:
+        raise UsageError(
+            "no training data given",
+            where="input train-data / data.train",
+            fix=f"set `data.train: data/train.csv` in {config_name}, or pass the train-data input "
+            "(--train-data PATH to mlci run, MLCI_TRAIN_DATA in the environment)",
+        )
+    return files
+
+
+def _origin(source: str, input_name: str) -> str:
+    """Where a path came from, in the words the user would search for."""
+    if ": data." in source:
+        config, key = source.rsplit(": ", 1)
+        return f"{key} in {config.rsplit('/', 1)[-1]}"
+    if source.startswith("--"):
+        return f"the {source} option"
+    if source.startswith("MLCI_"):
+        return f"the {input_name} input ({source})"
+    return f"the {input_name} input"
+
+
+def _dataset_checks(
+    frame: pd.DataFrame, role: str, schema: Schema, ctx: StageContext
+) -> tuple[list[Check], pd.DataFrame]:
+    data = ctx.config.data
+    cfg = data.quality
+    value_checks, clean = check_values(frame, schema)
+    checks = _collapse("schema", check_columns(frame, schema, role) + value_checks)
+    checks += _collapse("quality:missing", quality.missing(frame, cfg))
+    checks.append(quality.duplicate_rows(frame, data.id_columns, cfg))
+    checks.append(quality.label_balance(clean, data.label, cfg))
+    numeric = [c for c, rule in schema.rules.items()
+               if rule.type in NUMERIC and c in clean.columns and c not in data.id_columns and c != data.label]
+    checks += _collapse("quality:outliers", quality.outliers(clean, numeric, cfg))
+    return checks, clean
+
+
+def _drift_kinds(schema: Schema, ctx: StageContext, reference: pd.DataFrame) -> dict[str, drift.Kind | None]:
+    """Which test each column gets; ids are unique per row, so they have no distribution to compare."""
+    data = ctx.config.data
+    kinds: dict[str, drift.Kind | None] = {}
+    for col, rule in schema.rules.items():
+        if col in data.id_columns:
+            continue
+        if col == data.label and col in reference.columns:
+            # A class label coded 0/1 is categorical whatever its dtype: label shift is a change in class shares.
+            kinds[col] = "categorical" if quality.is_classification(reference[col]) else "numeric"
+        else:
+            kinds[col] = _DRIFT_KIND.get(rule.type)
+    return kinds
+
+
+def _collapse(family: str, checks: list[Check]) -> list[Check]:
+    """Fold the passing checks of one family into a single check; keep the rest as they are."""
+    passed = [c for c in checks if c.status is Status.PASS]
+    rest = [c for c in checks if c.status is not Status.PASS]
+    if not passed:
+        return rest
+    folded = Check(
+        family, Status.PASS, f"{len(passed)} {_FAMILY_PASS[family]}",
+        observed=len(passed), details={c.name: c.observed for c in passed},
+    )
+    return [folded, *rest]
+
+
+def _tag(checks: list[Check], role: str) -> list[Check]:
+    """Train checks keep plain names; eval and reference ones get a suffix so names stay unique."""
+    if role != "train":
+        for check in checks:
+            check.name = f"{check.name}@{role}"
+    return checks

@@ -1,0 +1,123 @@
+"""The generated CI YAML passes the real linters: check-jsonschema, zizmor, actionlint, shellcheck.
+
+The tools come with the `dev` extra; a missing tool fails these tests (it never skips them).
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from mlcicd.catalog import STAGES, all_inputs
+from mlcicd.gen import render_util as ru
+
+REPO = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+ACTIONS = [REPO / "action.yml", *(REPO / "actions" / s.id / "action.yml" for s in STAGES)]
+COMPONENTS = [REPO / "templates" / f"{s.id}.yml" for s in STAGES]
+PATH = os.pathsep.join([str(BIN), os.environ.get("PATH", "")])
+
+
+def _tool(name):
+    path = shutil.which(name, path=PATH)
+    assert path, f"{name} is not installed: pip install -e '.[dev]'"
+    return path
+
+
+def _run(args, cwd=REPO):
+    return subprocess.run(args, cwd=cwd, capture_output=True, encoding="utf-8", errors="replace",
+                          env={**os.environ, "PATH": PATH})
+
+
+def test_actions_match_the_github_actions_schema():
+    proc = _run([_tool("check-jsonschema"), "--builtin-schema", "vendor.github-actions", *map(str, ACTIONS)])
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def _gitlab_schema(paths):
+    return _run([_tool("check-jsonschema"), "--builtin-schema", "vendor.gitlab-ci", *map(str, paths)])
+
+
+def test_both_documents_of_every_component_match_the_gitlab_ci_schema(tmp_path):
+    # The header document ({spec: {inputs: ...}}) validates on its own: the schema declares `spec`
+    # as a top-level key with the input rules (types, typed defaults, options, regex).
+    # The job document is validated as GitLab sees it when the component is included with no
+    # inputs: every $[[ inputs.x ]] replaced by its default, keeping the type of a whole-value
+    # block (`rules:` becomes an array). The raw text is not a valid job: `rules` would be a string.
+    files = []
+    for path in COMPONENTS:
+        header, job = yaml.safe_load_all(path.read_text(encoding="utf-8"))
+        # A mandatory input (no default) gets a sample value, as the include would have to pass one.
+        defaults = {name: spec.get("default", "x") for name, spec in header["spec"]["inputs"].items()}
+        for kind, doc in (("spec", header), ("job", ru.interpolate_inputs(job, defaults))):
+            files.append(tmp_path / f"{path.stem}.{kind}.json")
+            files[-1].write_text(json.dumps(doc))
+    proc = _gitlab_schema(files)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    # Control: the schema really checks both halves.
+    bad = [tmp_path / "bad-spec.json", tmp_path / "bad-job.json"]
+    bad[0].write_text(json.dumps({"spec": {"inputs": {"x": {"type": "integer", "default": 1}}}}))
+    bad[1].write_text(json.dumps({"job": {"script": ["true"], "rules": "$[[ inputs.rules ]]"}}))
+    proc = _gitlab_schema(bad)
+    assert proc.returncode == 1 and "bad-spec.json" in proc.stdout and "bad-job.json" in proc.stdout
+
+
+def test_zizmor_reports_nothing():
+    # --no-config: the result must not depend on a config file; --persona auditor: the strictest set.
+    proc = _run([_tool("zizmor"), "--offline", "--no-config", "--no-progress", "--strict-collection",
+                 "--persona", "auditor", "action.yml", "actions"])
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "No findings" in proc.stdout
+
+
+def _consumer_workflow(extra_with=None):
+    """A workflow that uses every action with every input and reads every output."""
+    steps = []
+    reads = {}
+    for stage in STAGES:
+        sid = stage.id.replace("-", "_")
+        steps.append({"id": sid, "uses": f"./actions/{stage.id}",
+                      "with": {i.name: "x" for i in all_inputs(stage)} | (extra_with or {})})
+        reads |= {f"{sid}_{o.name}".upper().replace("-", "_"): f"${{{{ steps.{sid}.outputs.{o.name} }}}}"
+                  for o in stage.outputs}
+    root = {"stage": "gate"} | {i.name: "x" for s in STAGES for i in all_inputs(s)}
+    steps.append({"id": "root", "uses": "./", "with": root})
+    reads |= {"ROOT_" + o.name.upper().replace("-", "_"): f"${{{{ steps.root.outputs.{o.name} }}}}"
+              for s in STAGES for o in s.outputs}
+    steps.append({"name": "read outputs", "env": reads, "run": 'env | grep -c "^[A-Z_]*=" || true'})
+    return {"name": "consumer", "on": "push", "permissions": {},
+            "jobs": {"use": {"runs-on": "ubuntu-latest", "steps": steps}}}
+
+
+def _actionlint(tmp_path, workflow):
+    # actionlint lints workflows, not action.yml: lint a consumer workflow in a scratch project
+    # holding copies of the actions, so it checks every `with:` key against the action's inputs,
+    # every steps.<id>.outputs.<name> against its outputs, and the workflow's own run: with shellcheck.
+    shutil.copy(REPO / "action.yml", tmp_path / "action.yml")
+    shutil.copytree(REPO / "actions", tmp_path / "actions", dirs_exist_ok=True)
+    (tmp_path / ".git").mkdir(exist_ok=True)  # actionlint finds the project (and local actions) by it
+    (tmp_path / ".github/workflows").mkdir(parents=True, exist_ok=True)
+    (tmp_path / ".github/workflows/consumer.yml").write_text(yaml.safe_dump(workflow, sort_keys=False))
+    return _run([_tool("actionlint"), "-no-color", "-oneline", "-shellcheck", _tool("shellcheck")], cwd=tmp_path)
+
+
+def test_actionlint_accepts_a_workflow_using_every_action(tmp_path):
+    proc = _actionlint(tmp_path, _consumer_workflow())
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    # Control: the local actions' metadata really was loaded.
+    proc = _actionlint(tmp_path, _consumer_workflow({"no-such-input": "x"}))
+    assert proc.returncode == 1 and 'input "no-such-input" is not defined' in proc.stdout
+
+
+def test_shellcheck_passes_on_every_run_step_and_script(tmp_path):
+    files = [REPO / "scripts/install-action.sh"]
+    for n, path in enumerate(ACTIONS):
+        for m, text in enumerate(ru.run_texts(yaml.safe_load(path.read_text(encoding="utf-8")))):
+            files.append(tmp_path / f"run-{n}-{m}.sh")
+            files[-1].write_text("#!/usr/bin/env bash\n" + text + "\n")
+    proc = _run([_tool("shellcheck"), "--severity=style", *map(str, files)])
+    assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -1,0 +1,217 @@
+"""mlci-gen sync: the committed actions, components and README tables are what the catalogue renders."""
+
+import dataclasses
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from mlcicd.catalog import STAGES, all_inputs, env_var
+from mlcicd.ci.base import dotenv_name
+from mlcicd.cli import mlci_gen
+from mlcicd.gen import render_util as ru
+from mlcicd.gen import sync
+
+REPO = Path(__file__).resolve().parents[2]
+IDS = [s.id for s in STAGES]
+
+
+def _load(path):
+    return yaml.safe_load((REPO / path).read_text(encoding="utf-8"))
+
+
+def _component(stage_id):
+    docs = list(yaml.safe_load_all((REPO / f"templates/{stage_id}.yml").read_text(encoding="utf-8")))
+    assert len(docs) == 2
+    return docs[0]["spec"]["inputs"], docs[1]
+
+
+def _fake_repo(tmp_path):
+    (tmp_path / "pyproject.toml").write_text('[project]\nname = "ml-cicd"\n')
+    return tmp_path
+
+
+def _run(root, check):
+    lines: list[str] = []
+    code = sync.run_sync(root, check=check, echo=lines.append)
+    return code, "\n".join(lines)
+
+
+# --- drift ---------------------------------------------------------------------------------------
+
+def test_committed_files_match_the_catalogue():
+    result = CliRunner().invoke(mlci_gen, ["sync", "--check", "--root", str(REPO)])
+    assert result.exit_code == 0, f"run `mlci-gen sync` and commit:\n{result.output}"
+
+
+def test_check_reports_every_edited_missing_and_stale_file(tmp_path):
+    root = _fake_repo(tmp_path)
+    assert _run(root, check=False)[0] == 0
+    assert _run(root, check=True)[0] == 0
+    gate = root / "actions/gate/action.yml"
+    gate.write_text(gate.read_text(encoding="utf-8").replace("required: false", "required: true", 1), encoding="utf-8")
+    (root / "templates/train.yml").unlink()
+    stale = root / "actions/old-stage/action.yml"
+    stale.parent.mkdir()
+    stale.write_text(sync.HEADER + "\nname: old\n", encoding="utf-8")
+    before = {p: p.read_bytes() for p in root.rglob("*") if p.is_file()}
+    code, out = _run(root, check=True)
+    assert code == 1
+    assert "drift: actions/gate/action.yml" in out and "+    required: false" in out
+    assert "drift: templates/train.yml (missing)" in out
+    assert "drift: actions/old-stage/action.yml" in out
+    assert {p: p.read_bytes() for p in root.rglob("*") if p.is_file()} == before, "--check wrote"
+    assert _run(root, check=False)[0] == 0
+    assert not stale.exists()
+    assert _run(root, check=True)[0] == 0
+
+
+def test_a_catalogue_change_is_drift(tmp_path, monkeypatch):
+    root = _fake_repo(tmp_path)
+    assert _run(root, check=False)[0] == 0
+    changed = tuple(dataclasses.replace(s, summary="A new summary.") if s.id == "gate" else s for s in STAGES)
+    monkeypatch.setattr(sync, "STAGES", changed)
+    code, out = _run(root, check=True)
+    assert code == 1
+    assert "drift: actions/gate/action.yml" in out and "drift: templates/gate.yml" in out
+    assert "drift: actions/train/action.yml" not in out
+
+
+def test_readme_region_is_replaced_and_the_rest_kept(tmp_path):
+    root = _fake_repo(tmp_path)
+    readme = f"# x\nbefore\n{sync.README_START}\nOLD TABLE\n{sync.README_END}\nafter\n"
+    (root / "README.md").write_text(readme, encoding="utf-8")
+    assert _run(root, check=False)[0] == 0
+    text = (root / "README.md").read_text(encoding="utf-8")
+    assert text.startswith("# x\nbefore\n") and text.endswith(f"{sync.README_END}\nafter\n")
+    assert "OLD TABLE" not in text and "### `rollback`" in text
+
+
+def test_refuses_a_foreign_root_and_a_readme_without_markers(tmp_path):
+    assert _run(tmp_path, check=False)[0] == 2
+    assert not (tmp_path / "action.yml").exists()
+    root = _fake_repo(tmp_path)
+    (root / "README.md").write_text("# no markers\n")
+    code, out = _run(root, check=False)
+    assert code == 2 and sync.README_START in out
+
+
+def test_rendering_is_deterministic():
+    assert sync.render_all("a\n" + sync.README_START + sync.README_END) == sync.render_all(
+        "a\n" + sync.README_START + sync.README_END)
+
+
+# --- GitHub actions ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("stage", STAGES, ids=IDS)
+def test_action_inputs_outputs_and_env_follow_the_catalogue(stage):
+    action = _load(f"actions/{stage.id}/action.yml")
+    assert action["description"] == stage.summary
+    assert list(action["inputs"]) == [i.name for i in all_inputs(stage)]
+    for item in all_inputs(stage):
+        spec = action["inputs"][item.name]
+        assert spec["required"] is False
+        assert spec.get("default") == sync.literal_default(item)
+        assert spec["description"].startswith("Required. ") == item.required
+    assert action["outputs"] == {
+        o.name: {"description": o.description, "value": f"${{{{ steps.run.outputs.{o.name} }}}}"}
+        for o in stage.outputs}
+    install, run = action["runs"]["steps"]
+    assert install["env"] == {"MLCI_EXTRA": stage.extra}
+    assert install["run"] == '"$GITHUB_ACTION_PATH/../../scripts/install-action.sh"'
+    assert run["id"] == "run" and run["run"].endswith(f'/mlci-stage" {stage.id}')
+    expected = {env_var(i.name): f"${{{{ inputs.{i.name} }}}}" for i in all_inputs(stage)}
+    assert {k: v for k, v in run["env"].items() if k not in ("MLCI_CI", "MLCI_VENV")} == expected
+    assert run["env"]["MLCI_CI"] == "github"
+
+
+def test_root_action_dispatches_every_stage():
+    action = _load("action.yml")
+    names = list(dict.fromkeys(i.name for s in STAGES for i in all_inputs(s)))
+    assert list(action["inputs"]) == ["stage", *names]
+    assert all(s.id in action["inputs"]["stage"]["description"] for s in STAGES)
+    assert set(action["outputs"]) == {o.name for s in STAGES for o in s.outputs}
+    assert set(action["branding"]) == {"icon", "color"}
+    install, run = action["runs"]["steps"]
+    pairs = dict(p.split("=") for p in install["env"]["MLCI_EXTRAS"].split())
+    assert pairs == {s.id: s.extra for s in STAGES}
+    assert run["env"]["MLCI_STAGE"] == "${{ inputs.stage }}"
+    assert run["run"] == '"$MLCI_VENV/bin/python" "$GITHUB_ACTION_PATH/scripts/mlci-stage"'
+
+
+def test_the_scripts_the_actions_call_exist_and_run():
+    for name in ("install-action.sh", "mlci-stage"):
+        assert os.access(REPO / "scripts" / name, os.X_OK), name
+    proc = subprocess.run([sys.executable, str(REPO / "scripts/mlci-stage")], capture_output=True, text=True,
+                          env={k: v for k, v in os.environ.items() if k != "MLCI_STAGE"})
+    assert proc.returncode == 2 and "no stage given" in proc.stderr
+
+
+# --- GitLab components ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("stage", STAGES, ids=IDS)
+def test_component_spec_covers_the_catalogue_with_checked_types(stage):
+    spec, job_doc = _component(stage.id)
+    assert set(spec) >= {i.name for i in all_inputs(stage)} | set(sync.JOB_INPUTS)
+    for item in all_inputs(stage):
+        entry = spec[item.name]
+        # GitLab makes an input without a default mandatory: only the catalogue's required ones.
+        assert ("default" in entry) != item.required, item.name
+        # Every catalogue input is a GitLab string (see sync.NUMBER_RE), validated by options or regex.
+        assert entry.get("type", "string") == "string"
+        assert entry.get("default") == (None if item.required else sync.literal_default(item) or "")
+        if item.type in ("boolean", "choice"):
+            expected = ("true", "false") if item.type == "boolean" else item.options
+            assert [o for o in entry["options"] if o] == list(expected)
+        if item.type in ("integer", "number"):
+            assert re.fullmatch(entry["regex"], "10") and re.fullmatch(entry["regex"], "")
+            assert not re.fullmatch(entry["regex"], "ten")
+            assert bool(re.fullmatch(entry["regex"], "2.5")) == (item.type == "number")
+    assert spec["rules"]["type"] == "array" and isinstance(spec["rules"]["default"], list)
+    assert spec["package"]["default"] == "ml-cicd" + ("" if stage.extra == "core" else f"[{stage.extra}]")
+    (job_name, job), = job_doc.items()
+    assert job_name == "$[[ inputs.as ]]"
+    variables = {env_var(i.name): f"$[[ inputs.{i.name} ]]" for i in all_inputs(stage)}
+    assert job["variables"] == {"MLCI_CI": "gitlab", "MLCI_PACKAGE": "$[[ inputs.package ]]", **variables}
+    assert job["script"][-1] == f"mlci run {stage.id}"
+    reports = job["artifacts"]["reports"]
+    assert reports["dotenv"] == f"$[[ inputs.report-dir ]]/{stage.id}.env"
+    assert reports["junit"] == f"$[[ inputs.report-dir ]]/{stage.id}.junit.xml"
+    assert job["artifacts"]["when"] == "always"
+    deploys = stage.id in sync.DEPLOY_STAGES
+    assert ("resource_group" in job) == deploys and ("environment" in job) == deploys
+
+
+# --- no template injection, anywhere ---------------------------------------------------------------
+
+def _all_actions():
+    return ["action.yml", *(f"actions/{s}/action.yml" for s in IDS)]
+
+
+@pytest.mark.parametrize("path", _all_actions())
+def test_no_expression_inside_run(path):
+    action = _load(path)
+    runs = list(ru.run_texts(action))
+    assert runs and not any(ru.GITHUB_EXPR in text for text in runs)
+    assert all(step.get("shell") == "bash" for step in action["runs"]["steps"])
+
+
+@pytest.mark.parametrize("stage_id", IDS)
+def test_no_input_inside_script(stage_id):
+    _, job = _component(stage_id)
+    lines = list(ru.script_texts(job))
+    assert lines and not any(ru.GITLAB_INPUT in line for line in lines)
+
+
+def test_readme_tables_list_every_input_and_output():
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    region = text[text.index(sync.README_START):text.index(sync.README_END)]
+    for stage in STAGES:
+        assert f"### `{stage.id}`" in region
+        assert all(f"`{i.env_var}`" in region for i in all_inputs(stage))
+        assert all(f"`{dotenv_name(stage.id, o.name)}`" in region for o in stage.outputs)
