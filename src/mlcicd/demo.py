@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import shutil
 import time
 from dataclasses import dataclass
@@ -94,7 +95,9 @@ class Demo:
         rows = read_rows(self.project / "data" / "eval.csv", drop=("default",))
 
         def upstream_outage(i: int, row: dict[str, Any]) -> dict[str, Any]:
-            if i % MISSING_INCOME_EVERY == 0:
+            # Random per request, not every n-th: a strict period would alias with nginx's
+            # weighted round-robin and send all (or none) of these rows to the canary.
+            if random.Random(i).random() < 1 / MISSING_INCOME_EVERY:
                 row["income"] = None
             return row
 

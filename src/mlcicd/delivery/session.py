@@ -41,7 +41,8 @@ class DeploySession:
             self.registry.set_alias(CANARY, serving)
 
     def retire_challenger(self, version: str) -> None:
-        """A version that was rolled back must not be redeployed by `@challenger` by accident."""
+        """Challenger means "passed the gate, not yet released": clear it once the version was
+        promoted or rolled back, so `@challenger` never redeploys it by accident."""
         challenger = self.registry.by_alias(CHALLENGER)
         if challenger is not None and challenger.version == version:
             self.registry.delete_alias(CHALLENGER)

@@ -50,6 +50,7 @@ def run(ctx: StageContext) -> StageResult:
     target.promote_canary()
     final = target.state()
     session.reconcile_aliases(final)
+    session.retire_challenger(new.version)
     checks = [
         Check("traffic", Status.PASS, f"v{new.version} serves 100% at {final.endpoint}"),
         Check("aliases", Status.PASS, f"champion -> v{new.version}"
