@@ -45,6 +45,21 @@ class StageInputs:
         return value
 
 
+def apply_overrides(stage: Stage, inputs: StageInputs, config: Config) -> None:
+    """Write inputs given on the command line or by env back into the config, so code that
+    reads the config (targets, registries) sees the same values as the stage itself."""
+    for item in all_inputs(stage):
+        value = inputs.values.get(item.name)
+        origin = inputs.sources.get(item.name, "")
+        if not item.config_key or value is None or not (origin.startswith("--") or origin == item.env_var):
+            continue
+        *parents, leaf = item.config_key.split(".")
+        node: Any = config
+        for part in parents:
+            node = getattr(node, part)
+        setattr(node, leaf, value)
+
+
 def convert(item: Input, raw: Any, origin: str) -> Any:
     """Turn a raw value (string from env/CLI, or a YAML value) into the input's type."""
     if raw is None:

@@ -13,7 +13,7 @@ from mlcicd.ci import detect
 from mlcicd.ci.base import CIAdapter
 from mlcicd.config import DEFAULT_CONFIG, load_config
 from mlcicd.errors import EXIT_UNEXPECTED, REPORT_HINT, MlciError, UsageError
-from mlcicd.inputs import resolve_inputs
+from mlcicd.inputs import apply_overrides, resolve_inputs
 from mlcicd.report import StageResult, Status, to_markdown, write_report
 from mlcicd.stages import StageContext, load_stage
 
@@ -38,6 +38,7 @@ def execute(
         config_path = cli_values.get("config") or env.get("MLCI_CONFIG") or DEFAULT_CONFIG
         config = load_config(config_path)
         inputs = resolve_inputs(stage, cli_values, env, config)
+        apply_overrides(stage, inputs, config)
         report_dir = Path(inputs.report_dir)
         ctx = StageContext(stage, inputs, config, ci, report_dir)
         ci.start_group(f"mlci {stage.id}")

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from mlflow_server import mlflow_server  # noqa: F401 - fixture shared by every integration test
 
 from mlcicd.config import Config, parse_config
 from mlcicd.delivery.targets.base import Release

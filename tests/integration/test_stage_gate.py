@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from gate_fixtures import GateStore, log_models, make_frame, run_gate, write_project
-from mlflow_server import MlflowServer, mlflow_server  # noqa: F401 - a fixture, found by name
+from mlflow_server import MlflowServer
 
 from mlcicd.registry import CHALLENGER, CHAMPION, Registry
 
@@ -171,7 +171,7 @@ def test_champion_that_cannot_score_the_data_is_inconclusive(store: GateStore, t
     assert registry.aliases() == {CHALLENGER: "1", CHAMPION: "1"}
 
 
-def test_gate_against_a_real_tracking_server(mlflow_server: MlflowServer, tmp_path: Path):  # noqa: F811
+def test_gate_against_a_real_tracking_server(mlflow_server: MlflowServer, tmp_path: Path):
     uris = log_models(mlflow_server.url, None)  # artifacts go through the server's proxy
     config = write_project(tmp_path, mlflow_server.url, "gate-remote",
                            gate={"thresholds": {"accuracy": {"min": 0.8}}})

@@ -49,3 +49,15 @@ def test_booleans_and_numbers_are_typed():
     assert got.register is False
     got = resolve_inputs(get_stage("monitor-canary"), {"duration": "12.5"}, {}, CFG)
     assert got.duration == 12.5 and got.min_requests == 200
+
+
+def test_overrides_reach_the_config():
+    from mlcicd.inputs import apply_overrides
+
+    cfg = parse_config({"data": {"label": "y"}, "mlflow": {"model_name": "credit"}})
+    stage = get_stage("deploy-canary")
+    got = resolve_inputs(stage, {"model-name": "other"}, {"MLCI_TRACKING_URI": "http://127.0.0.1:5001"}, cfg)
+    apply_overrides(stage, got, cfg)
+    assert cfg.mlflow.model_name == "other"
+    assert cfg.mlflow.tracking_uri == "http://127.0.0.1:5001"
+    assert cfg.deploy.canary.weight == 10  # from the config itself: untouched
