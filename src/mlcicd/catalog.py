@@ -104,7 +104,7 @@ STAGES: tuple[Stage, ...] = (
             TRACKING_URI,
         ),
         (Output("run-id", "MLflow run id of the training run."),
-         Output("model-uri", "URI of the model the run logged (runs:/<id>/model).")),
+         Output("model-uri", "URI of the model the run logged (runs:/<id>/model)."), VERDICT_OUT),
         extra="train",
     ),
     Stage(
@@ -138,7 +138,7 @@ STAGES: tuple[Stage, ...] = (
             TRACKING_URI,
         ),
         (Output("image", "Image reference by tag."), Output("digest", "Manifest digest (sha256:…)."),
-         Output("image-ref", "Image reference pinned by digest.")),
+         Output("image-ref", "Image reference pinned by digest."), VERDICT_OUT),
         extra="deploy",
     ),
     Stage(
@@ -155,7 +155,7 @@ STAGES: tuple[Stage, ...] = (
         ),
         (Output("endpoint", "URL that serves the traffic split."),
          Output("canary-version", "Model version of the canary."),
-         Output("stable-version", "Model version of the stable release (empty on a first release).")),
+         Output("stable-version", "Model version of the stable release (empty on a first release)."), VERDICT_OUT),
         extra="deploy",
     ),
     Stage(
@@ -171,7 +171,8 @@ STAGES: tuple[Stage, ...] = (
                   "0 relies on real traffic.", type="number", default="0"),
             Input("eval-data", "Rows used for synthetic traffic.", config_key="data.eval"),
         ),
-        (Output("decision", "promote, rollback or inconclusive."), VERDICT_OUT),
+        (Output("decision", "promote, rollback, or hold (inconclusive with deploy.canary.on_inconclusive: hold)."),
+         VERDICT_OUT),
         extra="core",
     ),
     Stage(
@@ -179,7 +180,7 @@ STAGES: tuple[Stage, ...] = (
         "Shift all traffic to the canary, make it champion and retire the old release.",
         (TARGET, MODEL_NAME, TRACKING_URI),
         (Output("champion-version", "Model version now serving as champion."),
-         Output("previous-champion-version", "Model version it replaced (empty on a first release).")),
+         Output("previous-champion-version", "Model version it replaced (empty on a first release)."), VERDICT_OUT),
         extra="deploy",
     ),
     Stage(
@@ -194,7 +195,7 @@ STAGES: tuple[Stage, ...] = (
             TRACKING_URI,
         ),
         (Output("champion-version", "Model version serving after the rollback."),
-         Output("rolled-back-version", "Model version taken out of service.")),
+         Output("rolled-back-version", "Model version taken out of service."), VERDICT_OUT),
         extra="deploy",
     ),
 )

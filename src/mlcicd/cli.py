@@ -64,7 +64,9 @@ for _stage in STAGES:
 
 @mlci.command()
 @click.option("--bad-canary", is_flag=True, help="Ship a deliberately bad challenger to show the rollback path.")
-@click.option("--keep-running", is_flag=True, help="Leave nginx and the model servers up after the demo.")
+@click.option("--keep-running/--stop", default=True, show_default=True,
+              help="Leave the champion serving behind nginx after the demo (what a deploy does; "
+              "`mlci down` stops it), or stop everything at the end.")
 @click.option("--workdir", default=".mlci-demo", show_default=True, type=click.Path(file_okay=False),
               help="Where the demo copies the example project and keeps its state.")
 @click.option("--canary-duration", default=60.0, show_default=True, help="Maximum canary bake time in seconds.")

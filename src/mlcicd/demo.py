@@ -211,9 +211,10 @@ def run_demo(workdir: str, *, bad_canary: bool, keep_running: bool, canary_durat
     click.echo(f"\nOutcome: challenger {outcome}. Through nginx, {sum(answers.values())} requests were answered by "
                + ", ".join(f"v{v} ({n})" for v, n in sorted(answers.items())) + ".")
     click.echo("Registry aliases: " + ", ".join(f"{a} -> v{v}" for a, v in sorted(aliases.items())))
-    click.echo(f"Total {time.monotonic() - started:.0f} s. "
-               + ("Servers still running: `mlci down --config " + str(project / "mlci.yaml") + "` stops them."
-                  if keep_running else "Servers stopped (use --keep-running to keep them)."))
+    config = project / "mlci.yaml"
+    ending = (f"The champion keeps serving at http://127.0.0.1:{port}; `mlci down --config {config}` stops it."
+              if keep_running else "Servers stopped.")
+    click.echo(f"Total {time.monotonic() - started:.0f} s. {ending}")
     expected = "rolled back" if bad_canary else "promoted"
     return EXIT_PASS if outcome == expected else EXIT_FAIL
 

@@ -46,3 +46,8 @@ def test_env_var_names():
 def test_unknown_stage_lists_valid_ones():
     with pytest.raises(UsageError, match="validate-data, train"):
         get_stage("deploy")
+
+
+@pytest.mark.parametrize("stage", STAGES, ids=STAGE_IDS)
+def test_every_stage_declares_the_verdict_the_runner_writes(stage):
+    assert "verdict" in [o.name for o in stage.outputs]
