@@ -8,7 +8,9 @@ imported only when a method is called.
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -103,14 +105,15 @@ class Registry:
             if found:
                 model_id = found[0].model_id
                 source = f"models:/{model_id}"
-        mv = self._call(
-            self.client.create_model_version,
-            name=self.model_name,
-            source=source,
-            run_id=run_id,
-            tags={k: str(v) for k, v in tags.items()},
-            model_id=model_id,
-        )
+        with self._global_uris():
+            mv = self._call(
+                self.client.create_model_version,
+                name=self.model_name,
+                source=source,
+                run_id=run_id,
+                tags={k: str(v) for k, v in tags.items()},
+                model_id=model_id,
+            )
         return self._wrap(mv)
 
     def by_alias(self, alias: str) -> ModelVersion | None:
@@ -172,18 +175,10 @@ class Registry:
 
     def download(self, version: str, dst: Path) -> Path:
         """Copy the version's model files under ``dst``; return the directory holding MLmodel."""
-        import mlflow
         import mlflow.artifacts
 
         dst.mkdir(parents=True, exist_ok=True)
-        # MLflow 3 resolves models:/ URIs (and the source behind them) through its process-wide
-        # tracking/registry URIs and ignores the ones passed here: set them for this call, then
-        # restore them and the environment variables set_tracking_uri writes as a side effect.
-        env = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
-        saved = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
-        mlflow.set_tracking_uri(self.tracking_uri)
-        mlflow.set_registry_uri(self.registry_uri)
-        try:
+        with self._global_uris():
             path = Path(
                 self._call(
                     mlflow.artifacts.download_artifacts,
@@ -193,6 +188,26 @@ class Registry:
                     registry_uri=self.registry_uri,
                 )
             )
+        found = sorted(p.parent for p in path.rglob("MLmodel"))
+        return found[0] if found else path
+
+    @contextlib.contextmanager
+    def _global_uris(self) -> Iterator[None]:
+        """Point MLflow's process-wide URIs at this registry for one call.
+
+        MLflow 3 resolves ``models:/`` URIs and LoggedModel sources through the global
+        tracking/registry URIs, ignoring the client's own (with nothing set it would read,
+        and create, ./mlflow.db). Restore the globals and the environment variables
+        ``set_tracking_uri`` writes as a side effect afterwards.
+        """
+        import mlflow
+
+        env = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
+        saved = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
+        mlflow.set_tracking_uri(self.tracking_uri)
+        mlflow.set_registry_uri(self.registry_uri)
+        try:
+            yield
         finally:
             mlflow.set_tracking_uri(saved[0])
             mlflow.set_registry_uri(saved[1])
@@ -201,5 +216,3 @@ class Registry:
                     os.environ.pop(key, None)
                 else:
                     os.environ[key] = value
-        found = sorted(p.parent for p in path.rglob("MLmodel"))
-        return found[0] if found else path

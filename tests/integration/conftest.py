@@ -57,12 +57,7 @@ class MlflowProject:
         """The version's MLmodel directory, downloaded from the registry once per session."""
         if version not in self._downloads:
             dst = self.root / "downloads" / version
-            # Registry.download resolves models:/ through MLflow's process-wide URIs (see local.py).
-            with pytest.MonkeyPatch.context() as mp:
-                mp.setenv("MLFLOW_TRACKING_URI", self.tracking_uri)
-                mp.setenv("MLFLOW_REGISTRY_URI", self.tracking_uri)
-                Registry(self.tracking_uri, self.model_name).download(version, dst)
-            self._downloads[version] = next(p.parent for p in dst.rglob("MLmodel"))
+            self._downloads[version] = Registry(self.tracking_uri, self.model_name).download(version, dst)
         return self._downloads[version]
 
 
