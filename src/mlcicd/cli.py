@@ -108,13 +108,40 @@ def mlci_gen() -> None:
 
 @mlci_gen.command()
 @click.option("--dir", "directory", default=".", show_default=True, type=click.Path(file_okay=False))
-@click.option("--force", is_flag=True, help="Overwrite an existing mlci.yaml.")
+@click.option("--force", is_flag=True, help="Overwrite existing files (mlci.yaml and the pipelines).")
 @click.option("--label", default=None, help="Label column (detected when it is named label/target/y).")
-def init(directory: str, force: bool, label: str | None) -> None:
+@click.option("--ci", "cis", default="", metavar="github,gitlab",
+              help="Also write the pipeline for these CI systems (as `mlci-gen render` does).")
+def init(directory: str, force: bool, label: str | None, cis: str) -> None:
     """Write a commented mlci.yaml for the project in DIR, detecting data files and columns."""
     from mlcicd.gen.scaffold import scaffold_config
 
-    sys.exit(scaffold_config(directory, force=force, label=label))
+    wanted = tuple(dict.fromkeys(c.strip() for c in cis.split(",") if c.strip()))
+    sys.exit(scaffold_config(directory, force=force, label=label, cis=wanted))
+
+
+@mlci_gen.command()
+@click.option("--ci", required=True, type=click.Choice(["github", "gitlab"]))
+@click.option("--ref", default=None, help="Version of ml-cicd to use (default: v1 on GitHub, 1 on GitLab); "
+              "a full commit SHA pins it.")
+@click.option("--source", default=None, help="Project path of ml-cicd (default: org/ml-cicd).")
+@click.option("--config", default="mlci.yaml", show_default=True, help="mlci.yaml, relative to the repository root.")
+@click.option("--output", default=None, help="Write the pipeline to this file instead of printing it.")
+def render(ci: str, ref: str | None, source: str | None, config: str, output: str | None) -> None:
+    """Render the whole pipeline (GitHub workflow or .gitlab-ci.yml) from mlci.yaml."""
+    from mlcicd.gen.pipeline import run_render
+
+    sys.exit(run_render(ci, ref=ref, source=source, config=config, output=output,
+                        echo=lambda t: click.echo(t, nl=False), err=lambda t: click.echo(t, err=True)))
+
+
+@mlci_gen.command()
+@click.option("--config", default="mlci.yaml", show_default=True)
+def check(config: str) -> None:
+    """Validate mlci.yaml; exit 1 with a diff when a generated pipeline differs from a fresh render."""
+    from mlcicd.gen.pipeline import run_check
+
+    sys.exit(run_check(config, echo=click.echo))
 
 
 @mlci_gen.command()

@@ -105,7 +105,7 @@ class Registry:
             if found:
                 model_id = found[0].model_id
                 source = f"models:/{model_id}"
-        with self._global_uris():
+        with self.pinned_uris():
             mv = self._call(
                 self.client.create_model_version,
                 name=self.model_name,
@@ -178,7 +178,7 @@ class Registry:
         import mlflow.artifacts
 
         dst.mkdir(parents=True, exist_ok=True)
-        with self._global_uris():
+        with self.pinned_uris():
             path = Path(
                 self._call(
                     mlflow.artifacts.download_artifacts,
@@ -192,7 +192,7 @@ class Registry:
         return found[0] if found else path
 
     @contextlib.contextmanager
-    def _global_uris(self) -> Iterator[None]:
+    def pinned_uris(self) -> Iterator[None]:
         """Point MLflow's process-wide URIs at this registry for one call.
 
         MLflow 3 resolves ``models:/`` URIs and LoggedModel sources through the global

@@ -71,3 +71,18 @@ def test_missing_command_binary_is_usage_error(project):
     code, result, log = _run(project, command="no-such-trainer --fast")
     assert code == 2 and result is None
     assert "training command not found: 'no-such-trainer'" in log
+
+
+def test_stages_leave_mlflow_globals_alone(project):
+    """In-process callers (the demo, tests) must not inherit a stage's tracking URI."""
+    import mlflow
+
+    before = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
+    code, result, log = _run(project)
+    assert code == 0, log
+    stream = io.StringIO()
+    code, _ = execute("gate", {"config": str(project / "mlci.yaml"), "report-dir": str(project / "r"),
+                               "model-uri": result.outputs["model-uri"]},
+                      env={}, ci=LocalAdapter({}, stream))
+    assert code == 0, stream.getvalue()
+    assert (mlflow.get_tracking_uri(), mlflow.get_registry_uri()) == before

@@ -87,11 +87,23 @@ deploy:
 """
 
 
-def scaffold_config(directory: str, *, force: bool, label: str | None) -> int:
+def scaffold_config(directory: str, *, force: bool, label: str | None, cis: tuple[str, ...] = ()) -> int:
+    """Write mlci.yaml and, for each CI in ``cis``, its pipeline (rendered as `mlci-gen render` would)."""
+    from mlcicd.gen import pipeline
+
     root = Path(directory).resolve()
     target = root / "mlci.yaml"
-    if target.exists() and not force:
-        click.echo(f"error: {target} already exists.\nFix: edit it, or pass --force to overwrite it.", err=True)
+    unknown = [ci for ci in cis if ci not in pipeline.CIS]
+    if unknown:
+        click.echo(f"error: --ci: unknown CI {', '.join(unknown)}.\nFix: use github, gitlab or github,gitlab.",
+                   err=True)
+        return EXIT_USAGE
+    outputs = {ci: root / pipeline.PIPELINE_PATHS[ci] for ci in cis}
+    existing = [p for p in (target, *outputs.values()) if p.exists()]
+    if existing and not force:
+        # Checked before anything is written: init writes all of its files or none.
+        click.echo(f"error: {', '.join(map(str, existing))} already exist(s).\n"
+                   "Fix: edit them, or pass --force to overwrite them.", err=True)
         return EXIT_USAGE
     files = find_data_files(root)
     columns = header(files["train"]) if "train" in files else []
@@ -110,8 +122,13 @@ def scaffold_config(directory: str, *, force: bool, label: str | None) -> int:
     text = render(files, root, label, sensitive, name)
     import yaml
 
-    parse_config(yaml.safe_load(text), str(target))  # what we write must load
+    cfg = parse_config(yaml.safe_load(text), str(target))  # what we write must load
+    # The pipelines name the config relative to the repository root, which is DIR.
+    rendered = {ci: pipeline.render(pipeline.options(ci, config="mlci.yaml"), cfg) for ci in cis}
     target.write_text(text)
     click.echo(f"wrote {target}: label {label!r}, sensitive {sensitive or 'none'}, data "
                + (", ".join(f"{k}={v.relative_to(root)}" for k, v in files.items()) or "not found (edit data.*)"))
+    for ci, pipeline_text in rendered.items():
+        path = pipeline.write_pipeline(pipeline.options(ci), pipeline_text, force=True, root=root)
+        click.echo(f"wrote {path} (regenerate: {pipeline.options(ci).command()})")
     return EXIT_PASS

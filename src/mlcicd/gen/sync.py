@@ -277,6 +277,9 @@ def render_all(readme: str | None = None) -> dict[str, str]:
         path = f"templates/{stage.id}.yml"
         files[path] = component.render(**component_context(stage))
         check_component(path, files[path], gitlab_inputs(stage))
+    from mlcicd.gen import full_pipeline  # it builds on this module: imported only when rendering
+
+    files |= full_pipeline.render_all(HEADER)
     if readme is not None:
         files["README.md"] = splice_readme(readme, env.get_template("readme-stages.md.j2").render(**readme_context()))
     return files

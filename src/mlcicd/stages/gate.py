@@ -42,25 +42,32 @@ def run(ctx: StageContext) -> StageResult:
     clock = time.perf_counter()
 
     frame, eval_path, shown = _read_eval(ctx)
-    label = ctx.config.data.label
     sensitive = _sensitive(ctx, frame, shown)
-    y_true = frame[label].to_numpy()
-    features = frame.drop(columns=[label])
     timings["read_eval"] = time.perf_counter() - clock
 
     clock = time.perf_counter()
-    import mlflow.pyfunc
+    import mlflow.pyfunc  # noqa: F401 - timed here: the stage's largest fixed cost
 
     from mlcicd.config import absolutize_sqlite_uri
-    from mlcicd.evaluation.scoring import check_label_types, load_model, score
 
     timings["import_mlflow"] = time.perf_counter() - clock
 
     tracking_uri = ctx.tracking_uri()
     registry_uri = absolutize_sqlite_uri(ctx.config.mlflow.registry_uri or tracking_uri, ctx.config.root)
-    mlflow.set_tracking_uri(tracking_uri)
-    mlflow.set_registry_uri(registry_uri)
     registry = Registry(tracking_uri, ctx.model_name(), registry_uri)
+    # pyfunc loading resolves runs:/ and models:/ through MLflow's process-wide URIs.
+    with registry.pinned_uris():
+        return _judge_and_register(ctx, registry, model_uri, frame, eval_path, sensitive, shown, timings)
+
+
+def _judge_and_register(ctx: StageContext, registry: Registry, model_uri: str, frame: Any, eval_path: Path,
+                        sensitive: Any, shown: str, timings: dict[str, float]) -> StageResult:
+    from mlcicd.evaluation.scoring import check_label_types, load_model, score
+
+    tracking_uri = registry.tracking_uri
+    label = ctx.config.data.label
+    y_true = frame[label].to_numpy()
+    features = frame.drop(columns=[label])
 
     clock = time.perf_counter()
     _check_store(tracking_uri)

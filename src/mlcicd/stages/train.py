@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from mlcicd.errors import UsageError
 from mlcicd.lineage import file_sha256, git_revision
@@ -62,7 +63,6 @@ def _run_command(
 
 
 def run(ctx: StageContext) -> StageResult:
-    import mlflow
     from mlflow.tracking import MlflowClient
 
     command = ctx.inputs.require("command", "set train.command in mlci.yaml, e.g. `command: python train.py`")
@@ -71,7 +71,6 @@ def run(ctx: StageContext) -> StageResult:
         raise UsageError("training command is empty", where="train.command", fix="e.g. `command: python train.py`")
     tracking_uri = ctx.tracking_uri()
     _ensure_sqlite_dir(tracking_uri)
-    mlflow.set_tracking_uri(tracking_uri)
     client = MlflowClient(tracking_uri=tracking_uri)
     experiment_name = ctx.inputs.experiment or ctx.config.project or ctx.model_name()
     experiment = client.get_experiment_by_name(experiment_name)
@@ -113,7 +112,7 @@ def run(ctx: StageContext) -> StageResult:
     started = time.monotonic()
     code, tail = _run_command(argv, ctx.config.root, env, ctx.config.train.timeout, ctx)
     seconds = time.monotonic() - started
-    model_uri = _logged_model_uri(experiment_id, run_id) if code == 0 else None
+    model_uri = _logged_model_uri(client, experiment_id, run_id) if code == 0 else None
     status = "FINISHED" if code == 0 and model_uri else "FAILED"
     client.set_terminated(run_id, status)
 
@@ -151,12 +150,10 @@ def _ensure_sqlite_dir(uri: str) -> None:
         Path(uri[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
 
 
-def _logged_model_uri(experiment_id: str, run_id: str) -> str | None:
+def _logged_model_uri(client: Any, experiment_id: str, run_id: str) -> str | None:
     """The model the command logged: ``runs:/<id>/model`` when MLflow knows a model of that run."""
-    import mlflow
-
-    found = mlflow.search_logged_models(
-        experiment_ids=[experiment_id], filter_string=f"source_run_id = '{run_id}'", output_format="list"
+    found = client.search_logged_models(
+        experiment_ids=[experiment_id], filter_string=f"source_run_id = '{run_id}'"
     )
     names = [m.name for m in found]
     if not names:

@@ -1,0 +1,279 @@
+"""mlci-gen render / check / init --ci: the user pipelines rendered from mlci.yaml.
+
+Structure is asserted on the parsed YAML; the real linters (check-jsonschema, zizmor,
+actionlint + shellcheck) run on the rendered files and must report nothing.
+"""
+
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+from click.testing import CliRunner
+from test_ci_yaml_lint import _run, _tool  # the shared linter helpers
+
+from mlcicd.catalog import STAGE_IDS
+from mlcicd.cli import mlci_gen
+from mlcicd.config import load_config
+from mlcicd.gen import pipeline, pipeline_check
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLE = REPO / "examples/credit-risk"
+SHA = "0123456789abcdef0123456789abcdef01234567"
+DEPLOYS = {"deploy-canary", "promote", "rollback"}
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch):
+    """A copy of the example project as the cwd (render reads the config relative to it)."""
+    shutil.copytree(EXAMPLE, tmp_path / "repo", ignore=shutil.ignore_patterns(".mlci", "mlruns", "*.db"))
+    monkeypatch.chdir(tmp_path / "repo")
+    return tmp_path / "repo"
+
+
+def _render(ci, **kw):
+    return pipeline.render(pipeline.options(ci, **kw), load_config(EXAMPLE / "mlci.yaml"))
+
+
+def _github(**kw):
+    doc = yaml.safe_load(_render("github", **kw))
+    doc["on"] = doc.pop(True)
+    return doc
+
+
+# --- GitHub ------------------------------------------------------------------------------------
+
+def test_github_jobs_chain_the_stages_and_pass_outputs_through_needs():
+    jobs = _github()["jobs"]
+    assert list(jobs) == list(STAGE_IDS)
+    assert {j: v.get("needs", []) for j, v in jobs.items()} == {
+        "validate-data": [], "train": ["validate-data"], "gate": ["train"], "build-image": ["gate"],
+        "deploy-canary": ["gate", "build-image"], "monitor-canary": ["deploy-canary"],
+        "promote": ["monitor-canary"], "rollback": ["monitor-canary"]}
+    for job_id, job in jobs.items():
+        assert job["runs-on"] == "ubuntu-latest"
+        checkout, stage = job["steps"]
+        assert checkout["uses"].startswith("actions/checkout@") and checkout["with"]["persist-credentials"] is False
+        assert stage["uses"] == f"org/ml-cicd/actions/{job_id}@v1" and stage["id"] == "stage"
+        assert stage["with"]["config"] == "mlci.yaml"
+        assert not any("run" in step for step in job["steps"])  # no shell text, so no ${{ }} in run:
+    assert jobs["gate"]["steps"][1]["with"]["model-uri"] == "${{ needs.train.outputs.model-uri }}"
+    assert jobs["train"]["outputs"]["model-uri"] == "${{ steps.stage.outputs.model-uri }}"
+    deploy = jobs["deploy-canary"]["steps"][1]["with"]
+    assert deploy["model-uri"] == "${{ needs.gate.outputs.model-uri }}"
+    assert deploy["image"] == "${{ needs.build-image.outputs.image-ref }}"
+
+
+def test_github_rollback_runs_only_when_the_canary_judgement_failed():
+    jobs = _github()["jobs"]
+    cond = jobs["rollback"]["if"]
+    assert cond.startswith("${{ failure() && needs.monitor-canary.result == 'failure'")
+    assert "needs.monitor-canary.outputs.decision != 'hold'" in cond
+    assert jobs["rollback"]["steps"][1]["with"]["to"] == "stable"
+    assert "if" not in jobs["promote"]  # implicit success(): only after a passing judgement
+
+
+def test_github_permissions_concurrency_environment_and_triggers():
+    doc = _github()
+    assert doc["permissions"] == {"contents": "read"}
+    assert doc["on"] == {"push": {"branches": ["main"]}, "workflow_dispatch": None}
+    assert doc["concurrency"]["cancel-in-progress"] is False
+    for job_id, job in doc["jobs"].items():
+        if job_id in DEPLOYS:
+            assert job["permissions"] == {"contents": "read", "id-token": "write"}
+            assert job["concurrency"] == {"group": "mlci-deploy-production", "cancel-in-progress": False}
+        else:
+            assert "permissions" not in job and "concurrency" not in job
+        assert job.get("environment") == ("production" if job_id == "promote" else None)
+
+
+def test_header_records_the_command_and_sqlite_gets_a_warning(project):
+    text = _render("github", ref="v2", source="acme/mlci")
+    opts = pipeline.parse_header(text)
+    assert opts == pipeline.RenderOptions("github", "v2", "acme/mlci", "mlci.yaml")
+    assert "mlci-gen render --ci github --ref v2 --source acme/mlci --config mlci.yaml > " in text
+    assert "WARNING: the config uses a local SQLite tracking store" in text
+    cfg = load_config(EXAMPLE / "mlci.yaml")
+    cfg.mlflow.tracking_uri = "https://mlflow.example.com"
+    assert "WARNING" not in pipeline.render(pipeline.options("gitlab"), cfg)
+
+
+# --- GitLab ------------------------------------------------------------------------------------
+
+def _gitlab():
+    return yaml.safe_load(_render("gitlab"))
+
+
+def test_gitlab_includes_every_component_with_dotenv_wiring():
+    doc = _gitlab()
+    assert doc["stages"] == ["validate", "train", "gate", "build", "deploy", "monitor", "release"]
+    includes = {i["component"].rsplit("/", 1)[1]: i["inputs"] for i in doc["include"]}
+    assert list(includes) == [f"{s}@1" for s in STAGE_IDS]
+    assert includes["gate@1"]["model-uri"] == "$MLCI_TRAIN_MODEL_URI"
+    assert includes["deploy-canary@1"]["image"] == "$MLCI_BUILD_IMAGE_IMAGE_REF"
+    assert includes["promote@1"]["rules"] == [{"when": "manual"}]
+    assert includes["rollback@1"]["rules"] == [{"when": "on_failure"}]
+    for stage in DEPLOYS:
+        assert includes[f"{stage}@1"]["resource-group"] == "mlci-deploy-production"
+        assert doc[f"mlci-{stage}"]["id_tokens"]["MLCI_ID_TOKEN"]["aud"]
+    assert doc["mlci-rollback"]["needs"] == ["mlci-monitor-canary"]
+    assert doc["mlci-deploy-canary"]["needs"] == ["mlci-gate", "mlci-build-image"]
+    assert "allow_failure" not in doc["mlci-monitor-canary"]  # on_inconclusive: rollback (the default)
+
+
+def test_gitlab_hold_lets_an_inconclusive_canary_pass_without_rollback():
+    cfg = load_config(EXAMPLE / "mlci.yaml")
+    cfg.deploy.canary.on_inconclusive = "hold"
+    doc = yaml.safe_load(pipeline.render(pipeline.options("gitlab"), cfg))
+    assert doc["mlci-monitor-canary"]["allow_failure"] == {"exit_codes": [3]}
+
+
+def test_the_checks_catch_wiring_mistakes():
+    text = _render("gitlab")
+    with pytest.raises(pipeline_check.PipelineCheckError, match="declares no input"):
+        pipeline_check.check_pipeline("gitlab", text.replace("      to: ", "      no-such: "))
+    text = _render("github")
+    with pytest.raises(pipeline_check.PipelineCheckError, match="cannot see"):
+        pipeline_check.check_pipeline("github", text.replace("needs: [train]", "needs: [validate-data]"))
+
+
+# --- real linters --------------------------------------------------------------------------------
+
+def _write_both(root, **kw):
+    (root / ".git").mkdir(exist_ok=True)  # actionlint finds the project by it
+    (root / ".github/workflows").mkdir(parents=True, exist_ok=True)
+    (root / ".github/workflows/ml-pipeline.yml").write_text(_render("github", **kw), encoding="utf-8")
+    (root / ".gitlab-ci.yml").write_text(_render("gitlab"), encoding="utf-8")
+
+
+def test_check_jsonschema_accepts_both(tmp_path):
+    _write_both(tmp_path)
+    for schema, path in (("vendor.github-workflows", ".github/workflows/ml-pipeline.yml"),
+                         ("vendor.gitlab-ci", ".gitlab-ci.yml")):
+        proc = _run([_tool("check-jsonschema"), "--builtin-schema", schema, str(tmp_path / path)])
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def _zizmor(root):
+    return _run([_tool("zizmor"), "--offline", "--no-config", "--no-progress", "--persona", "auditor",
+                 ".github/workflows/ml-pipeline.yml"], cwd=root)
+
+
+def test_zizmor_reports_nothing_when_ml_cicd_is_pinned_to_a_commit(tmp_path):
+    _write_both(tmp_path, ref=SHA)
+    proc = _zizmor(tmp_path)
+    assert proc.returncode == 0 and "No findings" in proc.stdout, proc.stdout + proc.stderr
+
+
+def test_zizmor_flags_only_the_tag_ref_of_ml_cicd(tmp_path):
+    # The default `@v1` is a movable tag: the one finding left is the advice to pin it.
+    _write_both(tmp_path)
+    proc = _zizmor(tmp_path)
+    flagged = [line for line in proc.stdout.splitlines() if "uses:" in line and "|" in line]
+    assert flagged and all("org/ml-cicd/actions/" in line for line in flagged), proc.stdout
+    assert "unpinned-uses" in proc.stdout and "16 high" not in proc.stdout
+
+
+def test_actionlint_and_shellcheck_accept_the_workflow(tmp_path):
+    # The org/ml-cicd actions are remote: actionlint cannot load their metadata (it never fetches)
+    # but checks everything else: needs, expressions, job outputs, permissions, concurrency.
+    _write_both(tmp_path, ref=SHA)
+    proc = _run([_tool("actionlint"), "-no-color", "-oneline", "-shellcheck", _tool("shellcheck")], cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+# --- the commands ----------------------------------------------------------------------------------
+
+def test_render_prints_and_writes(project):
+    result = CliRunner().invoke(mlci_gen, ["render", "--ci", "gitlab", "--ref", "1.2.0"])
+    assert result.exit_code == 0, result.output
+    assert "$CI_SERVER_FQDN/org/ml-cicd/gate@1.2.0" in result.output
+    result = CliRunner().invoke(mlci_gen, ["render", "--ci", "github", "--output", "wf.yml"])
+    assert result.exit_code == 0, result.output
+    assert (project / "wf.yml").read_text(encoding="utf-8").startswith(pipeline.GENERATED)
+    result = CliRunner().invoke(mlci_gen, ["render", "--ci", "github", "--config", "missing.yaml"])
+    assert result.exit_code == 2 and "config file not found" in result.output
+
+
+def test_check_passes_when_clean_and_reports_drift(project):
+    runner = CliRunner()
+    assert runner.invoke(mlci_gen, ["render", "--ci", "github", "--output", pipeline.PIPELINE_PATHS["github"]]
+                         ).exit_code == 0
+    assert runner.invoke(mlci_gen, ["render", "--ci", "gitlab", "--ref", "2", "--output", ".gitlab-ci.yml"]
+                         ).exit_code == 0
+    result = runner.invoke(mlci_gen, ["check"])
+    assert result.exit_code == 0, result.output
+    assert ".gitlab-ci.yml: up to date" in result.output
+    gl = project / ".gitlab-ci.yml"
+    gl.write_text(gl.read_text(encoding="utf-8").replace('"when": "manual"', '"when": "always"'), encoding="utf-8")
+    result = runner.invoke(mlci_gen, ["check"])
+    assert result.exit_code == 1
+    assert "drift: .gitlab-ci.yml" in result.output and '+      rules: [{"when": "manual"}]' in result.output
+    (project / "mlci.yaml").write_text("version: 1\ndata: {}\n", encoding="utf-8")
+    result = runner.invoke(mlci_gen, ["check"])
+    assert result.exit_code == 2 and "mlci.yaml" in result.output
+
+
+def test_check_ignores_hand_written_pipelines(project):
+    (project / ".gitlab-ci.yml").write_text("job:\n  script: [true]\n", encoding="utf-8")
+    result = CliRunner().invoke(mlci_gen, ["check"])
+    assert result.exit_code == 0 and "skip: .gitlab-ci.yml" in result.output
+
+
+def test_init_writes_config_and_both_pipelines_and_refuses_to_overwrite(tmp_path):
+    shutil.copytree(EXAMPLE / "data", tmp_path / "data")
+    runner = CliRunner()
+    result = runner.invoke(mlci_gen, ["init", "--dir", str(tmp_path), "--ci", "github,gitlab"])
+    assert result.exit_code == 0, result.output
+    for rel in ("mlci.yaml", *pipeline.PIPELINE_PATHS.values()):
+        assert (tmp_path / rel).is_file(), rel
+    assert pipeline.run_check("mlci.yaml", echo=lambda _: None, root=tmp_path) == 0
+    before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    result = runner.invoke(mlci_gen, ["init", "--dir", str(tmp_path), "--ci", "gitlab"])
+    assert result.exit_code == 2 and "--force" in result.output
+    assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == before
+    result = runner.invoke(mlci_gen, ["init", "--dir", str(tmp_path), "--ci", "gitlab", "--force"])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(mlci_gen, ["init", "--dir", str(tmp_path), "--ci", "jenkins", "--force"])
+    assert result.exit_code == 2 and "jenkins" in result.output
+
+
+# --- this repo's whole-pipeline entry points (rendered by mlci-gen sync) --------------------------
+
+def test_reusable_workflow_is_the_render_with_workflow_call_inputs(tmp_path):
+    doc = yaml.safe_load((REPO / ".github/workflows/ml-pipeline.yml").read_text(encoding="utf-8"))
+    on = doc.pop(True)
+    assert set(on["workflow_call"]["inputs"]) == {"config", "ref"}
+    assert doc["concurrency"]["group"] == "mlci-pipeline"  # never the caller's github.workflow
+    for job_id, job in doc["jobs"].items():
+        # `./actions/x` would resolve in the caller's checkout: the published address is used.
+        assert job["steps"][1]["uses"] == f"org/ml-cicd/actions/{job_id}@v1"
+        assert job["steps"][1]["with"]["config"] == "${{ inputs.config }}"
+        assert job["steps"][0]["with"]["ref"] == "${{ inputs.ref }}"
+    root = tmp_path
+    (root / ".git").mkdir()
+    shutil.copytree(REPO / ".github", root / ".github")
+    proc = _zizmor(root)
+    assert proc.returncode == 0 and "No findings" in proc.stdout, proc.stdout + proc.stderr
+    proc = _run([_tool("actionlint"), "-no-color", "-oneline", "-shellcheck", _tool("shellcheck")], cwd=root)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    proc = _run([_tool("check-jsonschema"), "--builtin-schema", "vendor.github-workflows",
+                 str(root / ".github/workflows/ml-pipeline.yml")])
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_full_pipeline_component_includes_every_stage(tmp_path):
+    spec, body = yaml.safe_load_all((REPO / "templates/full-pipeline.yml").read_text(encoding="utf-8"))
+    assert list(spec["spec"]["inputs"]) == ["config", "source", "ref"]
+    components = [i["component"] for i in body["include"]]
+    assert components == [f"$CI_SERVER_FQDN/$[[ inputs.source ]]/{s}@$[[ inputs.ref ]]" for s in STAGE_IDS]
+    assert "workflow" not in body  # when the pipeline runs is the includer's decision
+    # Both halves match the schema; the body as GitLab sees it with the default inputs.
+    from mlcicd.gen import render_util as ru
+
+    defaults = {k: v["default"] for k, v in spec["spec"]["inputs"].items()}
+    files = [tmp_path / "spec.yml", tmp_path / "body.yml"]
+    files[0].write_text(yaml.safe_dump(spec))
+    files[1].write_text(yaml.safe_dump(ru.interpolate_inputs(body, defaults)))
+    proc = _run([_tool("check-jsonschema"), "--builtin-schema", "vendor.gitlab-ci", *map(str, files)])
+    assert proc.returncode == 0, proc.stdout + proc.stderr
