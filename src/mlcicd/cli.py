@@ -71,10 +71,10 @@ for _stage in STAGES:
               help="Where the demo copies the example project and keeps its state.")
 @click.option("--canary-duration", default=60.0, show_default=True, help="Maximum canary bake time in seconds.")
 @click.option("--port", default=8080, show_default=True, help="Port of the demo's nginx on 127.0.0.1.")
-@click.option("--build-image/--no-build-image", default=None,
-              help="Build the model-server image (default: when an image builder is installed).")
+@click.option("--build-image", is_flag=True,
+              help="Also build the model-server image (needs buildah/podman/buildx and the base image).")
 def demo(bad_canary: bool, keep_running: bool, workdir: str, canary_duration: float, port: int,
-         build_image: bool | None) -> None:
+         build_image: bool) -> None:
     """Run the whole pipeline on the bundled example project."""
     from mlcicd.demo import run_demo
 

@@ -60,7 +60,7 @@ class Step:
 
 
 class Demo:
-    def __init__(self, project: Path, log: Any, port: int, build_image: bool | None = None) -> None:
+    def __init__(self, project: Path, log: Any, port: int, build_image: bool = False) -> None:
         self.project = project
         self.want_image = build_image
         self.adapter = DemoAdapter(log)
@@ -78,7 +78,8 @@ class Demo:
         step = Step(stage, code, time.monotonic() - started, result)
         self.steps.append(step)
         icon = {0: "✅", 1: "❌", 3: "❔"}.get(code, "⚠️")
-        text = result.summary.splitlines()[0] if result else f"error (exit {code}); see {self.project}/demo.log"
+        lines = [line for line in result.summary.splitlines() if line.strip()] if result else []
+        text = " ".join(lines[:2]) if lines else f"error (exit {code}); see {self.project}/demo.log"
         click.echo(f"  {icon} {stage:<15} {step.seconds:5.1f}s  {text}")
         return step
 
@@ -137,12 +138,12 @@ class Demo:
     def build_image(self) -> None:
         from mlcicd.images.builders import available_builders
 
-        if self.want_image is False:
-            click.echo("  ⏭️  build-image       -    skipped (--no-build-image)")
+        if not self.want_image:
+            click.echo("  ⏭️  build-image       -    skipped: the local target serves the model from the registry "
+                       "(--build-image builds it; needs buildah and the base image)")
             return
         if not available_builders():
-            click.echo("  ⏭️  build-image       -    no image builder here (apt-get install -y buildah); the local "
-                       "target runs the model from the registry instead")
+            click.echo("  ⏭️  build-image       -    no image builder here (apt-get install -y buildah)")
             return
         self.stage("build-image", push="false")
 
@@ -181,7 +182,7 @@ def prepare_project(workdir: Path, port: int) -> Path:
 
 
 def run_demo(workdir: str, *, bad_canary: bool, keep_running: bool, canary_duration: float,
-             port: int = 8080, build_image: bool | None = None) -> int:
+             port: int = 8080, build_image: bool = False) -> int:
     project = prepare_project(Path(workdir).resolve(), port)
     log_path = project / "demo.log"
     started = time.monotonic()

@@ -201,16 +201,20 @@ class Registry:
         ``set_tracking_uri`` writes as a side effect afterwards.
         """
         import mlflow
+        from mlflow.tracking._model_registry import utils as registry_utils
+        from mlflow.tracking._tracking_service import utils as tracking_utils
 
         env = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
-        saved = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
+        # The raw module state, not get_tracking_uri(): restoring a resolved default would
+        # pin it, where before it was unset and followed the environment.
+        saved = getattr(tracking_utils, "_tracking_uri", None), getattr(registry_utils, "_registry_uri", None)
         mlflow.set_tracking_uri(self.tracking_uri)
         mlflow.set_registry_uri(self.registry_uri)
         try:
             yield
         finally:
-            mlflow.set_tracking_uri(saved[0])
-            mlflow.set_registry_uri(saved[1])
+            mlflow.set_tracking_uri(saved[0])  # type: ignore[arg-type]  # None unsets it
+            mlflow.set_registry_uri(saved[1])  # type: ignore[arg-type]
             for key, value in env.items():
                 if value is None:
                     os.environ.pop(key, None)

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from mlflow_globals import mlflow_uri
 from mlflow_server import mlflow_server  # noqa: F401 - fixture shared by every integration test
 
 from mlcicd.config import Config, parse_config
@@ -96,7 +97,7 @@ def mlflow_project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowP
         # Strong vs heavy regularisation: the two versions disagree on some rows.
         for c in (1.0, 0.001):
             model = make_pipeline(SimpleImputer(strategy="median"), LogisticRegression(C=c)).fit(frame, label)
-            with mlflow.start_run(experiment_id=experiment) as run:
+            with mlflow_uri(uri), mlflow.start_run(experiment_id=experiment) as run:
                 model_uri = log_model(model, input_example=frame.head(5), params={"C": c})
             versions.append(registry.register(model_uri, run.info.run_id, {"C": str(c)}))
     rows = [{k: (None if v != v else float(v)) for k, v in r.items()} for r in frame.head(50).to_dict("records")]

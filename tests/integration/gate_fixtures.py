@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 import yaml
+from mlflow_globals import mlflow_uri
 
 from mlcicd.ci.local import LocalAdapter
 from mlcicd.report import StageResult
@@ -89,10 +90,10 @@ def log_models(tracking_uri: str, artifact_root: Path | None) -> dict[str, str]:
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("MLFLOW_TRACKING_URI", tracking_uri)
         mp.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
-        mlflow.set_tracking_uri(tracking_uri)
-        for kind, (model, X) in train_models(make_frame(1500, seed=1)).items():
-            with mlflow.start_run(experiment_id=experiment, run_name=kind):
-                uris[kind] = log_model(model, input_example=X.head(5))
+        with mlflow_uri(tracking_uri):
+            for kind, (model, X) in train_models(make_frame(1500, seed=1)).items():
+                with mlflow.start_run(experiment_id=experiment, run_name=kind):
+                    uris[kind] = log_model(model, input_example=X.head(5))
     return uris
 
 

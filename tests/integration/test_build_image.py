@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 import requests
 import yaml
+from mlflow_globals import mlflow_uri
 
 from mlcicd.ci.local import LocalAdapter
 from mlcicd.runner import execute
@@ -115,9 +116,7 @@ def model_store(tmp_path_factory):
 
     home = tmp_path_factory.mktemp("mlflow")
     uri = f"sqlite:///{home}/mlflow.db"
-    saved = mlflow.get_tracking_uri()
-    mlflow.set_tracking_uri(uri)
-    try:
+    with mlflow_uri(uri):
         # Artifacts under tmp, not ./mlruns of whatever directory pytest runs in.
         mlflow.set_experiment(experiment_id=mlflow.create_experiment("build-image",
                                                                       artifact_location=(home / "artifacts").as_uri()))
@@ -125,8 +124,6 @@ def model_store(tmp_path_factory):
         x = rng.random((60, 3))
         model = LogisticRegression().fit(x, (x[:, 0] > 0.5).astype(int))
         model_uri = log_model(model, pip_requirements=["scikit-learn"])
-    finally:
-        mlflow.set_tracking_uri(saved)
     registry = Registry(uri, MODEL_NAME)
     mv = registry.register(model_uri, model_uri.split("/")[1], {})
     registry.set_alias("challenger", mv.version)

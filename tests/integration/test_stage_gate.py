@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from gate_fixtures import GateStore, log_models, make_frame, run_gate, write_project
+from mlflow_globals import mlflow_uri
 from mlflow_server import MlflowServer
 
 from mlcicd.registry import CHALLENGER, CHAMPION, Registry
@@ -54,9 +55,9 @@ def test_first_model_passes_and_is_registered_as_challenger(store: GateStore, tm
     # The registered version loads (MLflow 3 keeps logged models outside the run's artifacts).
     import mlflow.pyfunc
 
-    mlflow.set_tracking_uri(store.tracking_uri)
-    assert len(mlflow.pyfunc.load_model("models:/gate-first/1").predict(
-        store.eval_frame[["f0", "f1", "accounts"]].astype("float64").head(3))) == 3
+    with mlflow_uri(store.tracking_uri):
+        assert len(mlflow.pyfunc.load_model("models:/gate-first/1").predict(
+            store.eval_frame[["f0", "f1", "accounts"]].astype("float64").head(3))) == 3
     report = json.loads((tmp_path / "mlci-report" / "gate.json").read_text())
     assert report["figures"]["candidate"]["roc_auc"] > 0.9
     assert set(report["figures"]["fairness"]["columns"]["group"]["selection_rates"]) == {"a", "b"}

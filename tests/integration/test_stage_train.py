@@ -1,10 +1,12 @@
 """train runs the user's command under a real MLflow run and records lineage."""
 
 import io
+import os
 import shutil
 from pathlib import Path
 
 import pytest
+from mlflow_globals import mlflow_uri
 
 from mlcicd.ci.local import LocalAdapter
 from mlcicd.runner import execute
@@ -45,8 +47,8 @@ def test_train_logs_model_with_lineage(project):
     assert [a.path for a in client.list_artifacts(run_id, "mlci")] == ["mlci/mlci.yaml"]
     import mlflow.pyfunc
 
-    mlflow.set_tracking_uri(f"sqlite:///{project}/.mlci/mlflow.db")
-    model = mlflow.pyfunc.load_model(result.outputs["model-uri"])
+    with mlflow_uri(f"sqlite:///{project}/.mlci/mlflow.db"):
+        model = mlflow.pyfunc.load_model(result.outputs["model-uri"])
     import pandas as pd
 
     rows = pd.read_csv(project / "data" / "eval.csv").drop(columns=["default"]).head(3).astype(
@@ -75,9 +77,13 @@ def test_missing_command_binary_is_usage_error(project):
 
 def test_stages_leave_mlflow_globals_alone(project):
     """In-process callers (the demo, tests) must not inherit a stage's tracking URI."""
-    import mlflow
+    from mlflow.tracking._model_registry import utils as registry_utils
+    from mlflow.tracking._tracking_service import utils as tracking_utils
 
-    before = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
+    def state():
+        return tracking_utils._tracking_uri, registry_utils._registry_uri, os.environ.get("MLFLOW_TRACKING_URI")
+
+    before = state()
     code, result, log = _run(project)
     assert code == 0, log
     stream = io.StringIO()
@@ -85,4 +91,4 @@ def test_stages_leave_mlflow_globals_alone(project):
                                "model-uri": result.outputs["model-uri"]},
                       env={}, ci=LocalAdapter({}, stream))
     assert code == 0, stream.getvalue()
-    assert (mlflow.get_tracking_uri(), mlflow.get_registry_uri()) == before
+    assert state() == before
