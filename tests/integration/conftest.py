@@ -104,6 +104,43 @@ def mlflow_project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowP
     yield MlflowProject(root, uri, MODEL_NAME, versions, rows)
 
 
+@dataclass
+class FaultyModel:
+    """A registered version whose answers a test switches: "" normal, "error" 500s, "slow:<ms>"."""
+
+    version: str
+    switch: Path
+
+    def set(self, mode: str) -> None:
+        self.switch.write_text(mode)
+
+
+@pytest.fixture(scope="session")
+def faulty_model_version(mlflow_project: MlflowProject) -> tuple[str, Path]:
+    import mlflow
+
+    switch = mlflow_project.root / "fault-switch"
+    with mlflow_uri(mlflow_project.tracking_uri):
+        experiment = mlflow.get_experiment_by_name("mlci-integration")
+        with mlflow.start_run(experiment_id=experiment.experiment_id) as run:
+            mlflow.pyfunc.log_model(name="model", python_model=str(Path(__file__).parents[1] / "support" /
+                                                                    "faulty_model.py"),
+                                    model_config={"switch": str(switch)}, pip_requirements=["mlflow"])
+    mv = Registry(mlflow_project.tracking_uri, MODEL_NAME).register(f"runs:/{run.info.run_id}/model",
+                                                                     run.info.run_id, {"kind": "faulty"})
+    mlflow_project.versions.append(mv)
+    return mv.version, switch
+
+
+@pytest.fixture
+def faulty_model(faulty_model_version: tuple[str, Path]) -> Iterator[FaultyModel]:
+    version, switch = faulty_model_version
+    model = FaultyModel(version, switch)
+    model.set("")
+    yield model
+    model.set("")
+
+
 @pytest.fixture
 def project_config(mlflow_project: MlflowProject, tmp_path: Path) -> Config:
     """A Config for a fresh project root with a free deploy.local.port."""

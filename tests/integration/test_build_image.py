@@ -10,16 +10,14 @@ from __future__ import annotations
 
 import io
 import json
-import shutil
-import socket
 import subprocess
 import tarfile
 import time
 from pathlib import Path
 
 import pytest
-import requests
 import yaml
+from image_registry import missing_tools, push_busybox_base, running_registry
 from mlflow_globals import mlflow_uri
 
 from mlcicd.ci.local import LocalAdapter
@@ -27,13 +25,11 @@ from mlcicd.runner import execute
 
 pytestmark = pytest.mark.integration
 
-BUSYBOX = Path("/bin/busybox")
-TOOLS = ("buildah", "skopeo", "docker-registry")
 MODEL_NAME = "Credit Risk"  # not a valid repository name: the stage must derive `credit-risk`
 SHA = "0123456789abcdef0123456789abcdef01234567"
 CI_ENV = {"GITHUB_SHA": SHA, "GITHUB_REPOSITORY": "org/demo", "GITHUB_SERVER_URL": "https://github.example"}
 
-_missing = [t for t in TOOLS if shutil.which(t) is None] + ([] if BUSYBOX.is_file() else ["busybox-static"])
+_missing = missing_tools()
 if _missing:
     pytest.skip(
         f"needs {', '.join(_missing)} (apt-get install -y buildah skopeo docker-registry busybox-static; "
@@ -42,66 +38,15 @@ if _missing:
     )
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _buildah(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    argv = ["buildah", "--root", str(root / "root"), "--runroot", str(root / "runroot"),
-            "--storage-driver", "vfs", *args]
-    return subprocess.run(argv, capture_output=True, text=True, check=True, timeout=300)
-
-
 @pytest.fixture(scope="module")
 def registry(tmp_path_factory):
-    """A docker-registry on a free loopback port with filesystem storage; stopped by PID."""
-    home = tmp_path_factory.mktemp("registry")
-    port = _free_port()
-    config = {"version": 0.1, "log": {"level": "warn"}, "http": {"addr": f"127.0.0.1:{port}"},
-              "storage": {"filesystem": {"rootdirectory": str(home / "data")}}}
-    (home / "config.yml").write_text(yaml.safe_dump(config))
-    log = (home / "registry.log").open("w")
-    proc = subprocess.Popen(["docker-registry", "serve", str(home / "config.yml")], stdout=log,
-                            stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 15
-        while True:
-            try:
-                if requests.get(f"http://127.0.0.1:{port}/v2/", timeout=1).status_code == 200:
-                    break
-            except requests.ConnectionError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"docker-registry did not start:\n{(home / 'registry.log').read_text()}")
-            time.sleep(0.05)
-        yield f"127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
+    with running_registry(tmp_path_factory.mktemp("registry")) as address:
+        yield address
 
 
 @pytest.fixture(scope="module")
 def base_image(registry, tmp_path_factory):
-    """busybox on scratch, pushed to the local registry: the only base this machine can have."""
-    work = tmp_path_factory.mktemp("base")
-    rootfs = work / "ctx" / "rootfs"
-    (rootfs / "bin").mkdir(parents=True)
-    (rootfs / "tmp").mkdir()
-    shutil.copy(BUSYBOX, rootfs / "bin" / "busybox")
-    for applet in ("sh", "ls", "cat", "echo"):
-        (rootfs / "bin" / applet).symlink_to("busybox")
-    (work / "ctx" / "Dockerfile").write_text("FROM scratch\nCOPY rootfs/ /\n")
-    ref = f"{registry}/base/busybox:1"
-    _buildah(work, "build", "--isolation", "chroot", "--timestamp", "0", "--identity-label=false", "-t", ref,
-            str(work / "ctx"))
-    _buildah(work, "push", "--tls-verify=false", ref, f"docker://{ref}")
-    return ref
+    return push_busybox_base(registry, tmp_path_factory.mktemp("base"))
 
 
 @pytest.fixture(scope="module")

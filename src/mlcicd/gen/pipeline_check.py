@@ -17,8 +17,8 @@ import yaml
 
 from mlcicd.catalog import STAGE_IDS, get_stage
 from mlcicd.errors import EXIT_UNEXPECTED, UsageError
+from mlcicd.gen import component_inputs, sync
 from mlcicd.gen import render_util as ru
-from mlcicd.gen import sync
 
 NEEDS_OUTPUT = re.compile(r"needs\.([A-Za-z0-9_-]+)\.outputs\.([A-Za-z0-9_-]+)")
 COMPONENT = re.compile(r"^\$CI_SERVER_FQDN/.+/([a-z-]+)@[^@\s]+$")
@@ -90,20 +90,11 @@ def _check_github(doc: dict[str, Any]) -> None:
 
 def _component_job(stage_id: str, given: Mapping[str, Any]) -> dict[str, Any]:
     """The job a component include produces, with ``given`` inputs, as GitLab interpolates it."""
+    problems = component_inputs.input_problems(stage_id, given)
+    if problems:
+        raise _fail("gitlab", f"component {stage_id}: " + "; ".join(problems))
     stage = get_stage(stage_id)
-    declared = {i.name: i for i in sync.gitlab_inputs(stage)}
-    unknown = set(given) - set(declared)
-    if unknown:
-        raise _fail("gitlab", f"component {stage_id} declares no input(s) {sorted(unknown)}")
-    values: dict[str, Any] = {}
-    for name, spec in declared.items():
-        value = given.get(name, spec.default)
-        if value is None:
-            raise _fail("gitlab", f"component {stage_id}: mandatory input {name!r} is not given")
-        if isinstance(value, str) and ((spec.options and value not in spec.options)
-                                       or (spec.regex and not re.fullmatch(spec.regex, value))):
-            raise _fail("gitlab", f"component {stage_id}: input {name}={value!r} is not accepted")
-        values[name] = value
+    values = {spec.name: given.get(spec.name, spec.default) for spec in sync.gitlab_inputs(stage)}
     text = ru.environment().get_template("component.yml.j2").render(**sync.component_context(stage))
     _, job = yaml.safe_load_all(text)
     merged = ru.interpolate_inputs(job, values)

@@ -51,8 +51,16 @@ class Snapshot:
 
 
 class MetricSource(Protocol):
+    """Where the canary monitor reads live metrics. Both methods only read; neither retries
+    for long (the monitor looks again next interval) and both raise MeasurementError, never
+    return made-up zeros, when the source cannot answer."""
+
     name: str
 
     def read(self, backend: Backend) -> Snapshot:
         """Cumulative counters of one backend; raises MeasurementError when it cannot answer."""
+        ...
+
+    def value(self, query: str, backend: Backend) -> float:
+        """The current value of a custom check's query for one backend (MeasurementError if none)."""
         ...

@@ -1,16 +1,41 @@
-"""Read a model server's Prometheus ``/metrics`` page directly (no Prometheus needed)."""
+"""Read a model server's Prometheus ``/metrics`` page directly (no Prometheus needed).
+
+Custom checks on this source name a series rather than a PromQL expression:
+``metric_name`` or ``metric_name{label="value",...}``; the value is the sum of the
+matching samples on the page (a counter, a gauge, a histogram's ``_count``...).
+"""
 
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
 import requests
 
 from mlcicd.delivery.metrics.base import MeasurementError, Snapshot
 from mlcicd.delivery.targets.base import Backend
+from mlcicd.errors import UsageError
+
+if TYPE_CHECKING:
+    from mlcicd.config import CanaryPolicy
 
 _LINE = re.compile(r'^(?P<name>[a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(?P<labels>[^}]*)\})?\s+(?P<value>\S+)')
 _LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
+_SELECTOR = re.compile(r'^\s*(?P<name>[a-zA-Z_:][a-zA-Z0-9_:]*)\s*(?:\{(?P<labels>[^}]*)\})?\s*$')
+
+Sample = tuple[str, dict[str, str], float]
+
+
+def samples(text: str) -> list[Sample]:
+    """(name, labels, value) of every sample in the Prometheus text format."""
+    found = []
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        m = _LINE.match(line)
+        if m:
+            found.append((m["name"], dict(_LABEL.findall(m["labels"] or "")), float(m["value"])))
+    return found
 
 
 def parse(text: str) -> Snapshot:
@@ -18,14 +43,7 @@ def parse(text: str) -> Snapshot:
     requests_by_code: dict[str, float] = {}
     buckets: dict[float, float] = {}
     predictions: dict[str, float] = {}
-    for line in text.splitlines():
-        if not line or line.startswith("#"):
-            continue
-        m = _LINE.match(line)
-        if not m:
-            continue
-        name, value = m["name"], float(m["value"])
-        labels = dict(_LABEL.findall(m["labels"] or ""))
+    for name, labels, value in samples(text):
         if name == "mlci_requests_total":
             requests_by_code[labels.get("code", "")] = value
         elif name == "mlci_request_duration_seconds_bucket":
@@ -35,18 +53,40 @@ def parse(text: str) -> Snapshot:
     return Snapshot(requests_by_code, buckets, predictions)
 
 
+def select(text: str, query: str) -> float:
+    """Sum of the samples ``query`` (``name{label="v"}``) matches; MeasurementError if none does."""
+    m = _SELECTOR.match(query)
+    if m is None:
+        raise UsageError(f"custom check query {query!r} is not a series selector",
+                         where="mlci.yaml: deploy.canary.checks.custom[].query (source: scrape)",
+                         fix='the scrape source reads one series, e.g. `mlci_requests_total{code="500"}`; '
+                         "use `source: prometheus` for PromQL expressions")
+    wanted = dict(_LABEL.findall(m["labels"] or ""))
+    values = [v for name, labels, v in samples(text)
+              if name == m["name"] and all(labels.get(k) == want for k, want in wanted.items())]
+    if not values:
+        raise MeasurementError(f"no series matches {query!r}")
+    return sum(values)
+
+
 class ScrapeSource:
     name = "scrape"
 
-    def __init__(self, timeout: float = 2.0) -> None:
+    def __init__(self, policy: CanaryPolicy | None = None, timeout: float = 2.0) -> None:
         self.timeout = timeout
         self.session = requests.Session()
 
-    def read(self, backend: Backend) -> Snapshot:
+    def _page(self, backend: Backend) -> str:
         url = backend.url.rstrip("/") + "/metrics"
         try:
             response = self.session.get(url, timeout=self.timeout)
             response.raise_for_status()
         except requests.RequestException as exc:
             raise MeasurementError(f"{backend.slot} metrics at {url} unreadable: {exc}") from exc
-        return parse(response.text)
+        return response.text
+
+    def read(self, backend: Backend) -> Snapshot:
+        return parse(self._page(backend))
+
+    def value(self, query: str, backend: Backend) -> float:
+        return select(self._page(backend), query)

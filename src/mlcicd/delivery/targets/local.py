@@ -3,6 +3,7 @@
 Layout under ``<root>/<deploy.local.state_dir>`` (default ``.mlci/local``)::
 
     state.json        slots -> release, port, pid, model dir; the canary weight
+    prometheus-targets.json  the model servers as a Prometheus file_sd target list
     models/<version>/ model files downloaded from the registry
     logs/             one log per server process: <slot>-<version>.log
     nginx/            nginx prefix: conf/nginx.conf, logs/, temp/
@@ -113,6 +114,21 @@ class LocalTarget:
         tmp = self.state_file.with_name(f"state.json.{os.getpid()}.tmp")
         tmp.write_text(json.dumps(st.to_json(), indent=2) + "\n")
         os.replace(tmp, self.state_file)
+        self._write_scrape_targets(st)
+
+    @property
+    def scrape_targets_file(self) -> Path:
+        return self.dir / "prometheus-targets.json"
+
+    def _write_scrape_targets(self, st: LocalState) -> None:
+        """A Prometheus file_sd file listing the model servers, so Prometheus finds each new canary."""
+        groups = [{"targets": [f"127.0.0.1:{rec.port}"],
+                   "labels": {"job": "mlci-model", "slot": slot, "model_name": rec.release.model_name,
+                              "model_version": rec.release.version}}
+                  for slot, rec in sorted(st.slots.items())]
+        tmp = self.scrape_targets_file.with_name(f"prometheus-targets.json.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(groups, indent=2) + "\n")
+        os.replace(tmp, self.scrape_targets_file)  # Prometheus watches the file: never show it half-written
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[LocalState]:

@@ -1,0 +1,100 @@
+"""Check the inputs a pipeline passes to ml-cicd's GitLab components, as GitLab would.
+
+GitLab rejects a pipeline whose ``include: component:`` passes an input the component's
+``spec:inputs`` does not declare, omits a mandatory one, or gives a value its ``options``,
+``regex`` or ``type`` refuse. Local runners such as gitlab-ci-local do not, so a typo like
+``canary-wieght`` passes every local test and fails on the real server. ``mlci-gen check``
+and ``mlci-gen render`` run these checks against the catalogue, the source the component
+files are generated from.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from mlcicd.catalog import STAGE_IDS, get_stage
+from mlcicd.gen import sync
+
+FULL_PIPELINE = "full-pipeline"
+# `include: component:` addresses: <fqdn>/<project path>/<component>@<version>.
+_ADDRESS = re.compile(r"^(?P<host>[^/\s]+)/(?P<project>\S+)/(?P<name>[a-z0-9-]+)@(?P<ref>[^@\s]+)$")
+
+
+def declared_inputs(component: str) -> dict[str, sync.GitLabInput]:
+    """The ``spec:inputs`` of one of ml-cicd's components, by name."""
+    if component == FULL_PIPELINE:
+        from mlcicd.gen.full_pipeline import COMPONENT_INPUTS
+
+        return {name: sync.GitLabInput(name, text, default) for name, text, default in COMPONENT_INPUTS}
+    return {item.name: item for item in sync.gitlab_inputs(get_stage(component))}
+
+
+def ml_cicd_component(address: str, source: str) -> str | None:
+    """The component name when ``address`` is one of ``source``'s components, else None."""
+    m = _ADDRESS.match(address.strip())
+    if m is None or m["project"].strip("/") != source.strip("/"):
+        return None
+    return m["name"] if m["name"] in (*STAGE_IDS, FULL_PIPELINE) else None
+
+
+def _type_problem(spec: sync.GitLabInput, value: Any) -> str | None:
+    if spec.type == "array":
+        return None if isinstance(value, list) else f"expects an array, got {value!r}"
+    if spec.type == "boolean":
+        return None if isinstance(value, bool) else f"expects true or false, got {value!r}"
+    if spec.type == "number":
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+        return None if ok else f"expects a number, got {value!r}"
+    if not isinstance(value, str):
+        return f"expects a string, got {value!r} (quote it)"
+    if spec.options and value not in spec.options:
+        shown = ", ".join(repr(o) for o in spec.options if o != "")
+        return f"is {value!r}, not one of the options {shown}"
+    if spec.regex and not re.fullmatch(spec.regex, value):
+        return f"is {value!r}, which does not match {spec.regex}"
+    return None
+
+
+def input_problems(component: str, given: Mapping[str, Any]) -> list[str]:
+    """Every reason GitLab would refuse these inputs for ``component`` (empty: accepted)."""
+    declared = declared_inputs(component)
+    problems = []
+    for name in sorted(set(given) - set(declared)):
+        close = difflib.get_close_matches(name, list(declared), n=1)
+        hint = f"did you mean {close[0]!r}?" if close else f"it takes: {', '.join(declared)}"
+        problems.append(f"unknown input {name!r}: {hint}")
+    for name, spec in declared.items():
+        if name not in given:
+            if spec.default is None:
+                problems.append(f"mandatory input {name!r} is missing")
+            continue
+        problem = _type_problem(spec, given[name])
+        if problem:
+            problems.append(f"input {name!r} {problem}")
+    return problems
+
+
+def pipeline_problems(doc: Any, source: str) -> list[str]:
+    """Problems of every ``include: component:`` of ``source`` in a parsed ``.gitlab-ci.yml``."""
+    if not isinstance(doc, dict):
+        return []
+    includes = doc.get("include") or []
+    if isinstance(includes, dict | str):
+        includes = [includes]
+    problems = []
+    for i, item in enumerate(includes):
+        address = item.get("component") if isinstance(item, dict) else None
+        if not isinstance(address, str):
+            continue
+        component = ml_cicd_component(address, source)
+        if component is None:
+            continue
+        given = item.get("inputs") or {}
+        if not isinstance(given, dict):
+            problems.append(f"include[{i}] ({address}): `inputs:` must be a mapping")
+            continue
+        problems += [f"include[{i}] ({address}): {p}" for p in input_problems(component, given)]
+    return problems

@@ -1,0 +1,38 @@
+"""End-to-end fixtures: real CI runners (act, gitlab-ci-local) on generated pipelines.
+
+Shared for the session: this checkout exported as the ml-cicd project the consumer's
+pipelines use, a real MLflow tracking server, and a real image registry with a base image.
+`.ci/run` sets MLCI_REQUIRE_E2E=1, so a missing runner fails there instead of skipping.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from consumer import export_tree
+from image_registry import missing_tools, push_busybox_base, running_registry
+from mlflow_server import MlflowServer, running_mlflow_server
+from runners import Images, require
+
+
+@pytest.fixture(scope="session")
+def suite(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """This checkout as the ml-cicd project the consumer's pipelines use (what a tag would hold)."""
+    return export_tree(tmp_path_factory.mktemp("suite") / "ml-cicd")
+
+
+@pytest.fixture(scope="session")
+def mlflow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowServer]:
+    with running_mlflow_server(tmp_path_factory.mktemp("e2e-mlflow")) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def images(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Images]:
+    missing = missing_tools()
+    require(not missing, f"needs {', '.join(missing)} for build-image (make system-test installs them)")
+    home = tmp_path_factory.mktemp("e2e-images")
+    with running_registry(home / "registry") as address:
+        yield Images(address, push_busybox_base(address, home / "base"), home / "buildah")

@@ -1,0 +1,146 @@
+"""The pipeline `mlci-gen render --ci github` writes, run by act, with this checkout as ml-cicd.
+
+A throwaway consumer repository holds the example project and the rendered workflow, which
+uses `org/ml-cicd/actions/<stage>@v1`; act resolves that to the exported checkout through
+`--local-repository`, so the composite actions, their install script and the stages run for
+real on the host (`-P ubuntu-latest=-self-hosted`). Users send traffic through nginx the
+whole time. Three pushes: a first release, a good challenger (promoted over the champion),
+and a bad one (rolled back by the rollback job that the failed canary judgement triggers).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from consumer import BAD_TRAINING, GOOD_TRAINING, REPO, Consumer
+from runners import Images, clean_env, tool
+
+from mlcicd.delivery.targets.processes import free_port
+
+pytestmark = pytest.mark.e2e
+
+WORKFLOW = ".github/workflows/ml-pipeline.yml"
+SET_OUTPUT = re.compile(r"::set-output:: ([A-Za-z0-9_-]+)=(.*)$")
+
+
+@dataclass
+class ActRun:
+    code: int
+    log: str
+    outputs: dict[str, dict[str, str]] = field(default_factory=lambda: defaultdict(dict))
+    results: dict[str, str] = field(default_factory=dict)  # job id -> success / failure
+
+    @classmethod
+    def parse(cls, code: int, stdout: str, stderr: str) -> ActRun:
+        run = cls(code, stdout + stderr)
+        for line in stdout.splitlines():
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue
+            job, msg = event.get("jobID"), str(event.get("msg", ""))
+            if not job:
+                continue
+            if event.get("jobResult"):
+                run.results[job] = event["jobResult"]
+            m = SET_OUTPUT.search(msg)
+            if m:
+                run.outputs[job][m.group(1)] = m.group(2).strip()
+        return run
+
+    def tail(self, lines: int = 60) -> str:
+        return "\n".join(self.log.splitlines()[-lines:])
+
+
+def act(consumer: Consumer, suite: Path, images: Images, home: Path) -> ActRun:
+    argv = [tool("act", REPO / ".venv" / "bin"), "push", "-W", WORKFLOW, "--json",
+            "-P", "ubuntu-latest=-self-hosted", "--no-cache-server",
+            "--local-repository", f"org/ml-cicd@v1={suite}",
+            "--env", f"MLCI_BUILDAH_ROOT={images.storage}"]
+    # act keeps its work and the runner tool cache (where the actions keep their venv) under
+    # $HOME/.cache/act: a private HOME keeps test runs apart; the pip cache stays shared.
+    env = clean_env(HOME=str(home), PIP_CACHE_DIR=str(Path.home() / ".cache" / "pip"))
+    proc = subprocess.run(argv, cwd=consumer.root, env=env, stdin=subprocess.DEVNULL, capture_output=True,
+                          text=True, timeout=1200)
+    return ActRun.parse(proc.returncode, proc.stdout, proc.stderr)
+
+
+@pytest.fixture(scope="module")
+def consumer(tmp_path_factory, mlflow, images) -> Consumer:
+    root = tmp_path_factory.mktemp("gh-consumer") / "repo"
+    project = Consumer.create(root, model_name="credit-risk-gh", port=free_port(), tracking_uri=mlflow.url,
+                              registry=images.registry, base_image=images.base,
+                              state_dir=root.parent / "deploy-state")
+    project.render("github", "v1", WORKFLOW)
+    return project
+
+
+@pytest.fixture(scope="module")
+def runner_home(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("act-home")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def stop_deployment(consumer):
+    yield
+    from mlcicd.config import load_config
+    from mlcicd.delivery.targets import get_target
+
+    cfg = load_config(consumer.root / "mlci.yaml")
+    get_target("local", cfg).shutdown()
+
+
+def test_github_pipeline_releases_promotes_and_rolls_back(consumer, suite, images, runner_home):
+    registry = consumer.registry()
+    with consumer.users() as users:
+        # 1. First release: no champion yet, so the canary takes all traffic and is judged on
+        #    absolute limits, then promoted.
+        consumer.set_training(GOOD_TRAINING.format(c=1.0))
+        consumer.commit("first model")
+        first = act(consumer, suite, images, runner_home)
+        assert first.code == 0, first.tail()
+        assert first.results["promote"] == "success" and "rollback" not in first.results
+        assert first.outputs["gate"]["model-version"] == "1"
+        assert first.outputs["monitor-canary"]["decision"] == "promote"
+        assert first.outputs["promote"]["champion-version"] == "1"
+        assert first.outputs["build-image"]["digest"].startswith("sha256:")
+        assert registry.aliases() == {"champion": "1"}
+        assert consumer.answering_versions() == {"1": 40}
+
+        # 2. A good challenger: canary next to the champion, judged against it, promoted.
+        consumer.set_training(GOOD_TRAINING.format(c=0.5))
+        consumer.commit("retrain with C=0.5")
+        good = act(consumer, suite, images, runner_home)
+        assert good.code == 0, good.tail()
+        assert good.outputs["deploy-canary"]["stable-version"] == "1"
+        assert good.outputs["deploy-canary"]["canary-version"] == "2"
+        assert good.outputs["monitor-canary"]["decision"] == "promote"
+        assert good.outputs["promote"]["previous-champion-version"] == "1"
+        assert registry.aliases() == {"champion": "2", "previous-champion": "1"}
+        assert consumer.answering_versions() == {"2": 40}
+
+        # 3. A bad challenger: passes the offline gate, fails on live traffic; the failed
+        #    judgement triggers the rollback job, and the champion keeps all traffic.
+        consumer.set_training(BAD_TRAINING)
+        consumer.commit("drop the imputer")
+        bad = act(consumer, suite, images, runner_home)
+        assert bad.code != 0  # monitor-canary failed: the workflow run is red
+        assert bad.results["monitor-canary"] == "failure" and bad.results["rollback"] == "success"
+        assert "promote" not in bad.results
+        assert bad.outputs["monitor-canary"]["decision"] == "rollback"
+        assert bad.outputs["rollback"]["rolled-back-version"] == "3"
+        assert bad.outputs["rollback"]["champion-version"] == "2"
+        assert registry.aliases() == {"champion": "2", "previous-champion": "1"}
+        reason = registry.version("3").tags["mlci.rollback.reason"]
+        assert reason == "canary failed monitoring (decision: rollback)"  # the job output arrived
+        assert consumer.answering_versions() == {"2": 40}
+    traffic = users.stats.as_dict()
+    # Users saw the bad canary's 5xx only while it was being judged; nginx itself never failed.
+    assert traffic["codes"].get("200", 0) > 0
+    assert set(traffic["versions"]) == {"1", "2", "3"}

@@ -1,0 +1,192 @@
+"""The pipeline `mlci-gen render --ci gitlab` writes, run by gitlab-ci-local.
+
+The consumer's `.gitlab-ci.yml` includes `$CI_SERVER_FQDN/org/ml-cicd/<stage>@1.0.0`:
+gitlab-ci-local fetches those components from a bare git repository of this checkout
+tagged 1.0.0 (a per-URL `insteadOf` points the project's address at it), exactly the files
+a release tag would hold. Jobs run in the shell executor with a Python that has ml-cicd
+installed from a wheel of the same checkout (the `package` input's job). Outputs reach
+later jobs as dotenv reports; promote is a manual job; rollback runs on failure.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from consumer import BAD_TRAINING, GOOD_TRAINING, Consumer, git
+from runners import NODE_BIN, Images, clean_env, tool
+
+from mlcicd.delivery.targets.processes import free_port
+
+pytestmark = pytest.mark.e2e
+
+HOST = "gitlab.example.com"
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+JOB_RESULT = re.compile(r"^\s*(PASS|FAIL|WARN)\s+(\S+)\s*$")
+
+
+@dataclass
+class GitlabRun:
+    code: int
+    log: str
+    results: dict[str, str] = field(default_factory=dict)  # job -> PASS / FAIL / WARN
+    outputs: dict[str, dict[str, str]] = field(default_factory=dict)  # job -> dotenv report
+
+    def tail(self, lines: int = 80) -> str:
+        return "\n".join(self.log.splitlines()[-lines:])
+
+
+@dataclass
+class GitlabLocal:
+    binary: str
+    env: dict[str, str]
+    variables: list[str]
+
+    def run(self, consumer: Consumer, *jobs: str) -> GitlabRun:
+        state = consumer.root / ".gitlab-ci-local"
+        if not jobs:  # a new pipeline: no dotenv report of an earlier one may be mistaken for this one's
+            shutil.rmtree(state / "artifacts", ignore_errors=True)
+        argv = [self.binary, "--force-shell-executor", "--shell-isolation", "--no-artifacts-to-source",
+                *(a for v in self.variables for a in ("--variable", v)), *jobs]
+        proc = subprocess.run(argv, cwd=consumer.root, env=self.env, stdin=subprocess.DEVNULL,
+                              capture_output=True, text=True, timeout=1200)
+        log = ANSI.sub("", proc.stdout + proc.stderr)
+        run = GitlabRun(proc.returncode, log)
+        for line in log.splitlines():
+            m = JOB_RESULT.match(line)
+            if m:
+                run.results[m.group(2)] = m.group(1)
+        for job in run.results:
+            stage = job.removeprefix("mlci-")
+            report = state / "artifacts" / job / "mlci-report" / f"{stage}.env"
+            if report.is_file():
+                prefix = "MLCI_" + stage.upper().replace("-", "_") + "_"
+                pairs = (line.split("=", 1) for line in report.read_text().splitlines() if "=" in line)
+                run.outputs[job] = {k.removeprefix(prefix).lower().replace("_", "-"): v for k, v in pairs}
+        return run
+
+
+@pytest.fixture(scope="module")
+def components(suite, tmp_path_factory) -> Path:
+    """A bare repository of the checkout with tag 1.0.0: what GitLab serves for `@1.0.0`."""
+    work = tmp_path_factory.mktemp("components")
+    src = work / "src"
+    shutil.copytree(suite, src)
+    git(src, "init", "-q", "-b", "main")
+    git(src, "add", "-A")
+    git(src, "commit", "-q", "-m", "ml-cicd 1.0.0")
+    git(src, "tag", "1.0.0")
+    subprocess.run(["git", "clone", "-q", "--bare", str(src), str(work / "ml-cicd.git")], check=True)
+    return work / "ml-cicd.git"
+
+
+@pytest.fixture(scope="module")
+def job_python(suite, tmp_path_factory) -> tuple[Path, Path]:
+    """The jobs' Python: a venv with ml-cicd installed from a wheel of the checkout; (bin dir, wheel)."""
+    work = tmp_path_factory.mktemp("job-python")
+    python = Path(sys.base_prefix) / "bin" / "python3"
+    subprocess.run([str(python), "-m", "venv", str(work / "venv")], check=True)
+    pip = [str(work / "venv" / "bin" / "python"), "-m", "pip", "--disable-pip-version-check", "-q"]
+    subprocess.run([*pip, "wheel", "--no-deps", "-w", str(work / "wheels"), str(suite)], check=True,
+                   capture_output=True)
+    wheel = next((work / "wheels").glob("ml_cicd-*.whl"))
+    subprocess.run([*pip, "install", f"{wheel}[all]"], check=True, capture_output=True)
+    return work / "venv" / "bin", wheel
+
+
+@pytest.fixture(scope="module")
+def gitlab_local(components, job_python, images: Images) -> GitlabLocal:
+    binary = tool("gitlab-ci-local", NODE_BIN)
+    bin_dir, wheel = job_python
+    env = clean_env()
+    env["PATH"] = f"{bin_dir}:{NODE_BIN}:{env['PATH']}"  # gitlab-ci-local needs the Node 22 next to it
+    urls = [f"https://{HOST}/org/ml-cicd.git", f"git@{HOST}:org/ml-cicd.git"]
+    env["GIT_CONFIG_COUNT"] = str(len(urls))
+    for i, url in enumerate(urls):
+        env[f"GIT_CONFIG_KEY_{i}"] = f"url.{components.as_uri()}.insteadOf"
+        env[f"GIT_CONFIG_VALUE_{i}"] = url
+    # The `package` input installs ml-cicd in each job; here, from the checkout's wheel.
+    return GitlabLocal(binary, env, [f"MLCI_PACKAGE={wheel}[all]", f"MLCI_BUILDAH_ROOT={images.storage}"])
+
+
+@pytest.fixture(scope="module")
+def consumer(tmp_path_factory, mlflow, images) -> Consumer:
+    root = tmp_path_factory.mktemp("gl-consumer") / "repo"
+    project = Consumer.create(root, model_name="credit-risk-gl", port=free_port(), tracking_uri=mlflow.url,
+                              registry=images.registry, base_image=images.base,
+                              state_dir=root.parent / "deploy-state", remote=f"https://{HOST}/group/consumer.git")
+    (root / ".gitignore").write_text(".gitlab-ci-local/\nmlci-report/\n")
+    project.render("gitlab", "1.0.0", ".gitlab-ci.yml")
+    return project
+
+
+@pytest.fixture(scope="module", autouse=True)
+def stop_deployment(consumer):
+    yield
+    from mlcicd.config import load_config
+    from mlcicd.delivery.targets import get_target
+
+    get_target("local", load_config(consumer.root / "mlci.yaml")).shutdown()
+
+
+def test_gitlab_pipeline_releases_with_manual_promote_and_rolls_back(consumer, gitlab_local):
+    registry = consumer.registry()
+    with consumer.users() as users:
+        # 1. First release: the pipeline stops before the manual promote job.
+        consumer.set_training(GOOD_TRAINING.format(c=1.0))
+        consumer.commit("first model")
+        first = gitlab_local.run(consumer)
+        assert first.code == 0, first.tail()
+        assert first.results == {job: "PASS" for job in (
+            "mlci-validate-data", "mlci-train", "mlci-gate", "mlci-build-image", "mlci-deploy-canary",
+            "mlci-monitor-canary")}, first.tail()
+        assert first.outputs["mlci-gate"]["model-version"] == "1"
+        assert first.outputs["mlci-build-image"]["digest"].startswith("sha256:")
+        assert first.outputs["mlci-monitor-canary"]["decision"] == "promote"
+        assert "champion" not in registry.aliases()  # nobody approved the promotion yet
+
+        # Someone runs the manual job: it reads the earlier jobs' dotenv reports.
+        promote = gitlab_local.run(consumer, "mlci-promote")
+        assert promote.code == 0, promote.tail()
+        assert promote.outputs["mlci-promote"]["champion-version"] == "1"
+        assert registry.aliases() == {"champion": "1"}
+        assert consumer.answering_versions() == {"1": 40}
+
+        # 2. A bad challenger: the canary judgement fails, rollback runs on_failure.
+        consumer.set_training(BAD_TRAINING)
+        consumer.commit("drop the imputer")
+        bad = gitlab_local.run(consumer)
+        assert bad.code != 0
+        assert bad.results["mlci-monitor-canary"] == "FAIL" and bad.results["mlci-rollback"] == "PASS", bad.tail()
+        assert "mlci-promote" not in bad.results
+        assert bad.outputs["mlci-rollback"]["rolled-back-version"] == "2"
+        assert bad.outputs["mlci-rollback"]["champion-version"] == "1"
+        assert registry.aliases() == {"champion": "1"}
+        reason = registry.version("2").tags["mlci.rollback.reason"]
+        assert reason == "canary failed monitoring (decision: rollback)"  # the dotenv variable arrived
+        assert consumer.answering_versions() == {"1": 40}
+    assert set(users.stats.as_dict()["versions"]) == {"1", "2"}
+
+
+def test_gitlab_ci_local_runs_a_mistyped_input_that_mlci_gen_check_rejects(consumer, gitlab_local, tmp_path):
+    """gitlab-ci-local does not enforce a component's spec (GitLab does): `mlci-gen check` does."""
+    typo = consumer.root / ".gitlab-ci.yml"
+    original = typo.read_text()
+    try:
+        typo.write_text("stages: [deploy]\ninclude:\n"
+                        "  - component: $CI_SERVER_FQDN/org/ml-cicd/deploy-canary@1.0.0\n"
+                        "    inputs:\n      canary-wieght: '10'\n")
+        listing = subprocess.run([gitlab_local.binary, "--list"], cwd=consumer.root, env=gitlab_local.env,
+                                 capture_output=True, text=True, timeout=120)
+        assert listing.returncode == 0 and "mlci-deploy-canary" in ANSI.sub("", listing.stdout)
+        mlci_gen = Path(sys.executable).with_name("mlci-gen")
+        check = subprocess.run([str(mlci_gen), "check"], cwd=consumer.root, capture_output=True, text=True)
+        assert check.returncode == 2, check.stdout + check.stderr
+        assert "unknown input 'canary-wieght': did you mean 'canary-weight'?" in check.stdout
+    finally:
+        typo.write_text(original)

@@ -1,0 +1,126 @@
+"""A throwaway consumer repository for end-to-end tests, and the users who send it traffic.
+
+The consumer holds the example project (data, train.py, mlci.yaml) and the pipeline that
+``mlci-gen render`` writes for it, exactly as a user's repository would. Its config points
+at real servers on 127.0.0.1: an MLflow tracking server (jobs run in separate workspaces
+and share state only through it) and an image registry, and keeps the local deploy
+target's state in one absolute directory (every job on this host drives the same nginx).
+"""
+
+from __future__ import annotations
+
+import random
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from mlcicd.delivery.traffic import LoadGenerator, read_rows
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLE = REPO / "examples" / "credit-risk"
+BAD_TRAINING = "python train.py --variant no-imputer"
+GOOD_TRAINING = "python train.py --C {c}"
+GIT_USER = ["-c", "user.name=mlci-e2e", "-c", "user.email=e2e@mlci.invalid"]
+# Live traffic lacks an income on about 1 request in 10: the no-imputer model answers those with 5xx.
+MISSING_INCOME_SHARE = 0.1
+
+
+def git(cwd: Path, *args: str) -> str:
+    out = subprocess.run(["git", *GIT_USER, *args], cwd=cwd, capture_output=True, text=True, check=True)
+    return out.stdout.strip()
+
+
+def export_tree(dst: Path) -> Path:
+    """Copy the files of this checkout that git tracks or would track (no .venv, no caches)."""
+    listing = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+                             cwd=REPO, capture_output=True, check=True).stdout.decode().split("\0")
+    for rel in filter(None, listing):
+        src = REPO / rel
+        if src.is_file():
+            target = dst / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, target)
+    return dst
+
+
+@dataclass
+class Consumer:
+    root: Path
+    model_name: str
+    port: int
+    tracking_uri: str
+
+    @classmethod
+    def create(cls, root: Path, *, model_name: str, port: int, tracking_uri: str, registry: str, base_image: str,
+               state_dir: Path, remote: str | None = None) -> Consumer:
+        root.mkdir(parents=True)
+        for name in ("data", "train.py", "mlci.yaml"):
+            src = EXAMPLE / name
+            (shutil.copytree if src.is_dir() else shutil.copy2)(src, root / name)
+        cfg = yaml.safe_load((root / "mlci.yaml").read_text())
+        cfg["mlflow"] = {"model_name": model_name, "tracking_uri": tracking_uri}
+        # busybox base: no python inside, so nothing to install; the local target never runs the image.
+        cfg["image"] = {"registry": registry, "base": base_image, "install": "", "builder": "buildah"}
+        cfg["deploy"]["local"] = {"port": port, "state_dir": str(state_dir)}
+        (root / "mlci.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+        git(root, "init", "-q", "-b", "main")
+        if remote:
+            git(root, "remote", "add", "origin", remote)
+        return cls(root, model_name, port, tracking_uri)
+
+    def render(self, ci: str, ref: str, output: str) -> Path:
+        """Write the pipeline the way a user does: `mlci-gen render ... --output`."""
+        mlci_gen = Path(sys.executable).with_name("mlci-gen")
+        subprocess.run([str(mlci_gen), "render", "--ci", ci, "--ref", ref, "--source", "org/ml-cicd",
+                        "--output", output], cwd=self.root, check=True, capture_output=True, text=True)
+        return self.root / output
+
+    def set_training(self, command: str) -> None:
+        cfg = yaml.safe_load((self.root / "mlci.yaml").read_text())
+        cfg["train"]["command"] = command
+        (self.root / "mlci.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+
+    def commit(self, message: str) -> str:
+        git(self.root, "add", "-A")
+        git(self.root, "commit", "-q", "-m", message)
+        return git(self.root, "rev-parse", "HEAD")
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def users(self, rate: float = 40.0) -> LoadGenerator:
+        """Users of the deployed model: eval rows, some without an income (as production sends them)."""
+        rows = read_rows(self.root / "data" / "eval.csv", drop=("default",))
+
+        def missing_income(i: int, row: dict[str, Any]) -> dict[str, Any]:
+            # Random per request: a strict period would alias with nginx's weighted round-robin.
+            if random.Random(i).random() < MISSING_INCOME_SHARE:
+                row["income"] = None
+            return row
+
+        return LoadGenerator(self.endpoint, rows, rate=rate, workers=4, mutate=missing_income, timeout=3.0)
+
+    def answering_versions(self, n: int = 40) -> dict[str, int]:
+        """Which model versions answer complete rows through the router right now."""
+        import requests
+
+        rows = read_rows(self.root / "data" / "eval.csv", drop=("default",), limit=n)
+        seen: dict[str, int] = {}
+        with requests.Session() as session:
+            for row in rows:
+                r = session.post(self.endpoint + "/invocations", json={"dataframe_records": [row]}, timeout=5)
+                assert r.status_code == 200, r.text
+                version = r.headers.get("X-Model-Version", "?")
+                seen[version] = seen.get(version, 0) + 1
+        return seen
+
+    def registry(self) -> Any:
+        from mlcicd.registry import Registry
+
+        return Registry(self.tracking_uri, self.model_name)

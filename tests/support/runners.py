@@ -1,0 +1,49 @@
+"""Helpers for running real CI runners (act, gitlab-ci-local) from the end-to-end tests."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from consumer import REPO
+
+REQUIRED = os.environ.get("MLCI_REQUIRE_E2E") == "1"
+# `make e2e-tools` installs gitlab-ci-local (and the Node 22 it needs) here.
+NODE_BIN = REPO / ".e2e-tools" / "node_modules" / ".bin"
+
+
+def require(ok: bool, what: str) -> None:
+    if ok:
+        return
+    if REQUIRED:
+        pytest.fail(f"{what} (MLCI_REQUIRE_E2E=1: CI must run the end-to-end tests)")
+    pytest.skip(what)
+
+
+def tool(name: str, *extra_dirs: Path) -> str:
+    path = os.pathsep.join([*map(str, extra_dirs), os.environ.get("PATH", "")])
+    found = shutil.which(name, path=path)
+    require(found is not None, f"{name} is not installed; `make e2e-tools` installs it")
+    assert found is not None
+    return found
+
+
+@dataclass(frozen=True)
+class Images:
+    registry: str
+    base: str
+    storage: Path  # buildah's private storage root (MLCI_BUILDAH_ROOT)
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """The runner's environment: the host's, minus anything of this test process that a job could
+    pick up by accident (our venv on PATH, MLflow/ml-cicd settings, CI variables)."""
+    venv = str(REPO / ".venv")
+    drop = ("MLCI_", "MLFLOW_", "GITHUB_", "GITLAB_", "CI_", "VIRTUAL_ENV", "PYTEST_")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(drop) and k != "CI"}
+    env["PATH"] = os.pathsep.join(p for p in env.get("PATH", "").split(os.pathsep) if not p.startswith(venv))
+    env["MLFLOW_DISABLE_TELEMETRY"] = "true"
+    return {**env, **extra}
