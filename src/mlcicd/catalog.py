@@ -160,12 +160,15 @@ STAGES: tuple[Stage, ...] = (
     ),
     Stage(
         "monitor-canary",
-        "Compare canary with stable on live metrics for a bounded time: promote, rollback or inconclusive.",
+        "Walk the traffic steps, judging canary against stable with anytime-valid tests: "
+        "promote, rollback or inconclusive.",
         (
             TARGET,
-            Input("duration", "Maximum bake time in seconds.", type="number", config_key="deploy.canary.duration"),
+            Input("duration", "Maximum analysis time in seconds (all steps).", type="number",
+                  config_key="deploy.canary.duration"),
             Input("interval", "Seconds between metric reads.", type="number", config_key="deploy.canary.interval"),
-            Input("min-requests", "Canary requests needed before it can be promoted.", type="integer",
+            Input("min-requests", "Canary requests each traffic step needs before the canary advances.",
+                  type="integer",
                   config_key="deploy.canary.min_requests"),
             Input("generate-traffic", "Send synthetic requests (rows of the eval data) at this rate per second; "
                   "0 relies on real traffic.", type="number", default="0"),

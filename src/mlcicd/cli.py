@@ -69,7 +69,7 @@ for _stage in STAGES:
               "`mlci down` stops it), or stop everything at the end.")
 @click.option("--workdir", default=".mlci-demo", show_default=True, type=click.Path(file_okay=False),
               help="Where the demo copies the example project and keeps its state.")
-@click.option("--canary-duration", default=60.0, show_default=True, help="Maximum canary bake time in seconds.")
+@click.option("--canary-duration", default=120.0, show_default=True, help="Maximum canary bake time in seconds.")
 @click.option("--port", default=8080, show_default=True, help="Port of the demo's nginx on 127.0.0.1.")
 @click.option("--build-image", is_flag=True,
               help="Also build the model-server image (needs buildah/podman/buildx and the base image).")

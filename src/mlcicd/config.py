@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import itertools
 import types
 import typing
 from dataclasses import dataclass, field
@@ -133,20 +134,114 @@ class LocalTargetConfig:
     state_dir: str = ".mlci/local"
 
 
+CheckMode = Literal["enforce", "observe"]
+
+
+@dataclass
+class ErrorRateCheck:
+    """The canary's 5xx rate against the stable release's, on concurrent traffic."""
+
+    mode: CheckMode = "enforce"
+    # A critical check rolls back on its own the moment a regression is shown.
+    critical: bool = True
+    # Non-inferiority margin: the canary may be at most this much worse (0.01 = one percentage point).
+    margin: float = 0.01
+    # A regression is a rate ratio above this (1.0: any increase, once shown with confidence).
+    max_ratio: float = 1.0
+    # Absolute limit, the only yardstick on a first release (no stable to compare with).
+    max: float = 0.05
+
+
+@dataclass
+class LatencyCheck:
+    """Latency quantiles of the canary against the stable release's, from the servers' histograms."""
+
+    mode: CheckMode = "enforce"
+    critical: bool = True
+    # Showing a quantile no worse takes about 3/(1 - q) canary requests at the least (300 for p99):
+    # at low traffic list lower quantiles (e.g. [0.5, 0.9]) and keep max_p99_ms as the tail guard.
+    quantiles: list[float] = field(default_factory=lambda: [0.5, 0.99])
+    # A canary quantile up to this much slower than the stable's is not a regression.
+    tolerance_pct: float = 10.0
+    # Absolute limit on the canary's p99 (the only yardstick on a first release).
+    max_p99_ms: float = 1000.0
+
+
+@dataclass
+class PredictionCheck:
+    """The canary's live prediction mix against the stable's: healthy and still wrong is caught here."""
+
+    mode: CheckMode = "enforce"
+    critical: bool = False
+    # Jensen-Shannon divergence (base 2: 0 identical, 1 disjoint) allowed between the two mixes;
+    # a class mix moving from 70/30 to 50/50 is 0.03.
+    max_divergence: float = 0.02
+    # Predictions needed on each side before the mixes are compared.
+    min_predictions: int = 100
+
+
+@dataclass
+class CustomCheck:
+    """A user metric, Flagger-style: a query whose value must stay within [min, max]."""
+
+    name: str
+    # PromQL for the prometheus source; {slot} (canary/stable) and {selector} (the backend's
+    # label selector) are substituted. The value must be a single number.
+    query: str
+    min: float | None = None
+    max: float | None = None
+    mode: CheckMode = "enforce"
+    critical: bool = False
+
+
+@dataclass
+class CanaryChecks:
+    error_rate: ErrorRateCheck = field(default_factory=ErrorRateCheck)
+    latency: LatencyCheck = field(default_factory=LatencyCheck)
+    predictions: PredictionCheck = field(default_factory=PredictionCheck)
+    custom: list[CustomCheck] = field(default_factory=list)
+
+
+@dataclass
+class PrometheusConfig:
+    url: str = "http://127.0.0.1:9090"
+    # PromQL label selector that picks one backend's series; {address} is its host:port.
+    selector: str = 'instance="{address}"'
+    timeout: float = 5.0
+
+
 @dataclass
 class CanaryPolicy:
+    # Percent of traffic the canary starts with (the first step when `steps` is empty).
     weight: int = 10
-    duration: float = 60.0
-    interval: float = 5.0
+    # Progressive delivery: canary weights walked in order, e.g. [5, 25, 50]; empty means [weight].
+    steps: list[int] = field(default_factory=list)
+    # Canary requests each step needs before the canary may advance (or be promoted).
     min_requests: int = 200
-    # Canary vs stable: how much worse the canary may be before it is rolled back.
-    max_error_rate_increase: float = 0.01
-    max_p99_latency_increase_pct: float = 50.0
-    # Absolute limits, the only yardstick on a first release (no stable to compare with).
-    max_error_rate: float = 0.05
-    max_p99_latency_ms: float = 1000.0
+    # Longest a single step may take (seconds); None: only `duration` bounds it.
+    step_duration: float | None = None
+    # Longest the whole analysis may take (seconds); then the verdict is what the evidence shows.
+    duration: float = 300.0
+    interval: float = 5.0
+    # 1 - the false-rollback rate, held however often the judge looks (anytime-valid tests).
     confidence: float = 0.95
+    # Consecutive failed metric reads before the analysis counts the source as broken.
+    max_measurement_errors: int = 3
+    # Consecutive looks a non-critical check must fail before it rolls the canary back.
+    failure_limit: int = 3
     on_inconclusive: Literal["rollback", "hold"] = "rollback"
+    # Where live metrics come from: the servers' /metrics pages, or a Prometheus server.
+    source: Literal["scrape", "prometheus"] = "scrape"
+    prometheus: PrometheusConfig = field(default_factory=PrometheusConfig)
+    checks: CanaryChecks = field(default_factory=CanaryChecks)
+
+    @property
+    def alpha(self) -> float:
+        return 1.0 - self.confidence
+
+    def weights(self) -> list[int]:
+        """The traffic steps the analysis walks."""
+        return list(self.steps) or [self.weight]
 
 
 @dataclass
@@ -250,6 +345,41 @@ def _check_semantics(cfg: Config, filename: str) -> None:
         fail("deploy.canary.confidence", f"must be in [0.5, 1), got {pol.confidence}", "e.g. `confidence: 0.95`")
     if pol.interval <= 0 or pol.duration <= 0:
         fail("deploy.canary", "duration and interval must be positive", "e.g. `duration: 60`, `interval: 5`")
+    if pol.step_duration is not None and pol.step_duration <= 0:
+        fail("deploy.canary.step_duration", f"must be positive, got {pol.step_duration}",
+             "e.g. `step_duration: 120`, or remove it")
+    steps = pol.steps
+    if steps and (any(not 1 <= w <= 100 for w in steps) or any(a >= b for a, b in itertools.pairwise(steps))):
+        fail("deploy.canary.steps", f"must be increasing percentages in 1..100, got {steps}",
+             "e.g. `steps: [5, 25, 50, 100]`")
+    if pol.min_requests < 1:
+        fail("deploy.canary.min_requests", f"must be at least 1, got {pol.min_requests}", "e.g. `min_requests: 200`")
+    for key in ("max_measurement_errors", "failure_limit"):
+        if getattr(pol, key) < 1:
+            fail(f"deploy.canary.{key}", f"must be at least 1, got {getattr(pol, key)}", f"e.g. `{key}: 3`")
+    checks = pol.checks
+    if not 0 <= checks.error_rate.margin < 1 or not 0 < checks.error_rate.max <= 1:
+        fail("deploy.canary.checks.error_rate", "margin must be in [0, 1) and max in (0, 1]",
+             "e.g. `error_rate: {margin: 0.01, max: 0.05}`")
+    if checks.error_rate.max_ratio < 1:
+        fail("deploy.canary.checks.error_rate.max_ratio", f"must be at least 1, got {checks.error_rate.max_ratio}",
+             "e.g. `max_ratio: 1.0` (any increase shown with confidence is a regression)")
+    if not checks.latency.quantiles or any(not 0 < q < 1 for q in checks.latency.quantiles):
+        fail("deploy.canary.checks.latency.quantiles", f"must be fractions in (0, 1), got {checks.latency.quantiles}",
+             "e.g. `quantiles: [0.5, 0.99]`")
+    if checks.latency.tolerance_pct < 0:
+        fail("deploy.canary.checks.latency.tolerance_pct", "must not be negative", "e.g. `tolerance_pct: 10`")
+    if not 0 < checks.predictions.max_divergence < 1:
+        fail("deploy.canary.checks.predictions.max_divergence",
+             f"must be in (0, 1), got {checks.predictions.max_divergence}", "e.g. `max_divergence: 0.1`")
+    names = [c.name for c in checks.custom]
+    for i, custom in enumerate(checks.custom):
+        if custom.min is None and custom.max is None:
+            fail(f"deploy.canary.checks.custom[{i}]", f"check {custom.name!r} has neither min nor max",
+                 "give the range the value must stay in, e.g. `max: 0.5`")
+        if names.count(custom.name) > 1 or custom.name in ("error_rate", "latency", "predictions"):
+            fail(f"deploy.canary.checks.custom[{i}].name", f"name {custom.name!r} is used twice",
+                 "give every check its own name")
     ni = cfg.gate.non_inferiority
     if ni is not None and not 0.5 <= ni.confidence < 1:
         fail("gate.non_inferiority.confidence", f"must be in [0.5, 1), got {ni.confidence}",

@@ -94,7 +94,7 @@ class Consumer:
     def endpoint(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def users(self, rate: float = 40.0) -> LoadGenerator:
+    def users(self, rate: float = 50.0) -> LoadGenerator:
         """Users of the deployed model: eval rows, some without an income (as production sends them)."""
         rows = read_rows(self.root / "data" / "eval.csv", drop=("default",))
 

@@ -16,7 +16,11 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 10.0)
+# Roughly 25% apart from 1 ms to 10 s: the canary judge compares quantiles bucket by bucket,
+# so a +50% latency regression must move a quantile across at least one bound.
+LATENCY_BUCKETS = (0.001, 0.0015, 0.002, 0.0025, 0.003, 0.004, 0.005, 0.006, 0.008, 0.01, 0.0125, 0.015, 0.02,
+                   0.025, 0.03, 0.04, 0.05, 0.06, 0.08, 0.1, 0.125, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.6, 0.8,
+                   1.0, 1.5, 2.0, 3.0, 5.0, 10.0)
 # Every distinct label value is a time series kept forever: cap them. The last slot is "other".
 MAX_PREDICTION_LABELS = 50
 OTHER = "other"

@@ -42,7 +42,12 @@ def run(ctx: StageContext) -> StageResult:
 
     backend = target.ensure_backend("canary", session.release(candidate, ctx.inputs.image))
     first_release = target.state().stable is None
-    weight = 100 if first_release else int(ctx.inputs.canary_weight)
+    given = ctx.inputs.sources.get("canary-weight", "")
+    explicit = given.startswith("--") or given == "MLCI_CANARY_WEIGHT"
+    policy = ctx.config.deploy.canary
+    # With progressive steps the canary starts at the first one, unless a weight was passed.
+    weight = 100 if first_release else int(ctx.inputs.canary_weight) if explicit or not policy.steps \
+        else policy.weights()[0]
     if not 1 <= weight <= 100:
         raise UsageError(f"canary-weight must be 1..100, got {weight}", where="input canary-weight",
                          fix="e.g. canary-weight: 10")

@@ -1,36 +1,24 @@
-"""monitor-canary: watch canary and stable side by side and decide.
+"""monitor-canary: judge the canary against the stable release on live traffic, step by step.
 
-Reads both servers' metrics every ``interval`` seconds for at most ``duration``
-seconds and asks the judge (:mod:`mlcicd.delivery.analysis`) after each read. A
-rollback decision takes the canary out of traffic at once (the rollback stage then
-stops it and records why), so a bad model stops answering within one interval.
+The walk over the traffic steps lives in :mod:`mlcicd.delivery.progression`, the verdict in
+:mod:`mlcicd.delivery.analysis`; this stage wires inputs, the target, the metric source and
+the optional synthetic traffic together and turns the analysis into a report.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import time
 from typing import Any
 
-from mlcicd.delivery.analysis import Judgement, Observation, judge
+from mlcicd.delivery.analysis import MetricResult
 from mlcicd.delivery.metrics import get_source
-from mlcicd.delivery.metrics.base import MeasurementError, MetricSource, Snapshot
+from mlcicd.delivery.progression import Analysis, CanaryAnalysis
 from mlcicd.delivery.session import DeploySession
-from mlcicd.delivery.targets.base import Backend
 from mlcicd.errors import UsageError
 from mlcicd.report import Check, StageResult, Status, Verdict
 from mlcicd.stages import StageContext
 
 _VERDICT = {"promote": Verdict.PASS, "rollback": Verdict.FAIL, "inconclusive": Verdict.INCONCLUSIVE}
-
-
-def _read(source: MetricSource, backend: Backend | None) -> Snapshot | None:
-    if backend is None:
-        return None
-    try:
-        return source.read(backend)
-    except MeasurementError:
-        return None
 
 
 def _start_traffic(ctx: StageContext, endpoint: str) -> Any:
@@ -49,91 +37,62 @@ def _start_traffic(ctx: StageContext, endpoint: str) -> Any:
 
 def run(ctx: StageContext) -> StageResult:
     session = DeploySession.open(ctx)
-    target = session.target
-    state = target.state()
+    state = session.target.state()
     if state.canary is None:
-        raise UsageError("there is no canary to monitor", where=f"target {target.name}",
+        raise UsageError("there is no canary to monitor", where=f"target {session.target.name}",
                          fix="run deploy-canary first")
     policy = dataclasses.replace(
         ctx.config.deploy.canary,
         duration=float(ctx.inputs.duration), interval=float(ctx.inputs.interval),
         min_requests=int(ctx.inputs.min_requests),
     )
-    source = get_source("scrape")
-    canary0, stable0 = _read(source, state.canary), _read(source, state.stable)
-    if canary0 is None:
-        canary0 = Snapshot()
-    if stable0 is None:
-        stable0 = Snapshot()
-    first_release = state.stable is None
+    source = get_source(policy.source, policy)
+    analysis = CanaryAnalysis(session.target, source, policy, session.registry, log=ctx.ci.log)
     traffic = _start_traffic(ctx, state.endpoint or "")
-    started = time.monotonic()
-    failures = {"canary": 0 if state.canary.healthy else 1, "stable": 0}
-    timeline: list[dict[str, Any]] = []
-    judgement: Judgement | None = None
     try:
-        while True:
-            time.sleep(policy.interval)
-            elapsed = time.monotonic() - started
-            current = target.state()
-            c_now = _read(source, current.canary)
-            s_now = None if first_release else _read(source, current.stable)
-            failures["canary"] = 0 if c_now is not None else failures["canary"] + 1
-            if not first_release:
-                failures["stable"] = 0 if s_now is not None else failures["stable"] + 1
-            obs = Observation(
-                canary=(c_now or canary0).minus(canary0),
-                stable=None if first_release else (s_now or stable0).minus(stable0),
-                elapsed=elapsed,
-                canary_read_failures=failures["canary"],
-                stable_read_failures=failures["stable"],
-            )
-            judgement = judge(obs, policy, final=elapsed >= policy.duration)
-            ctx.ci.log(
-                f"[{elapsed:5.1f}s] canary {obs.canary.total:.0f} req / {obs.canary.errors:.0f} 5xx"
-                + ("" if obs.stable is None else f" | stable {obs.stable.total:.0f} req / {obs.stable.errors:.0f} 5xx")
-                + f" -> {judgement.decision}: {judgement.reason}"
-            )
-            timeline.append({"t": round(elapsed, 2), "decision": judgement.decision,
-                             "canary_requests": obs.canary.total, "canary_errors": obs.canary.errors,
-                             "stable_requests": obs.stable.total if obs.stable else None,
-                             "stable_errors": obs.stable.errors if obs.stable else None})
-            if judgement.decision != "continue":
-                break
+        result = analysis.run(state)
     finally:
         load = traffic.stop().as_dict() if traffic is not None else None
+    return _result(result, policy, state.stable is None, load, state.canary.release.version,
+                   state.stable.release.version if state.stable else None)
 
-    assert judgement is not None
-    decision = judgement.decision
-    if decision == "inconclusive" and policy.on_inconclusive == "rollback":
-        action = "rollback"
-    elif decision == "inconclusive":
-        action = "hold"
-    else:
-        action = decision
-    if action == "rollback" and not first_release:
-        # Protect users now; the rollback stage stops the canary and records why.
-        target.set_canary_weight(0)
-    checks = [
-        Check(m.name, _status(m.outcome, m.enforced), m.message, details=m.evidence)
-        for m in judgement.metrics
-    ]
-    elapsed = time.monotonic() - started
-    summary = f"{decision} after {elapsed:.0f} s: {judgement.reason}"
-    if action == "rollback" and not first_release:
-        summary += " — canary taken out of traffic"
+
+def _action(decision: str, on_inconclusive: str) -> str:
+    if decision == "inconclusive":
+        return "rollback" if on_inconclusive == "rollback" else "hold"
+    return decision
+
+
+def _result(analysis: Analysis, policy: Any, first_release: bool, load: dict[str, Any] | None,
+            canary_version: str, stable_version: str | None) -> StageResult:
+    judgement = analysis.judgement
+    action = _action(analysis.decision, policy.on_inconclusive)
+    checks = [_check(m) for m in judgement.metrics]
+    passed = [s for s in analysis.steps if s.outcome == "promote"]
+    walk = ", ".join(f"{s.weight}%" for s in passed)
+    summary = f"{analysis.decision} after {analysis.elapsed:.0f} s: {judgement.reason}"
+    if analysis.decision == "promote" and not first_release:
+        summary = f"promote-ready after {analysis.elapsed:.0f} s (steps passed: {walk}): {judgement.reason}"
+    if analysis.traffic_off_seconds is not None:
+        summary += f" — canary taken out of traffic in {analysis.traffic_off_seconds:.2f} s"
     return StageResult(
-        "monitor-canary", _VERDICT[decision], summary, checks=checks,
+        "monitor-canary", _VERDICT[analysis.decision], summary, checks=checks,
         outputs={"decision": action},
-        figures={"elapsed_s": round(elapsed, 2), "first_release": first_release, "traffic": load,
-                 "canary_version": state.canary.release.version,
-                 "stable_version": state.stable.release.version if state.stable else None},
-        evidence={"timeline": timeline, "policy": dataclasses.asdict(policy)},
+        figures={"elapsed_s": round(analysis.elapsed, 2), "first_release": first_release, "traffic": load,
+                 "canary_version": canary_version, "stable_version": stable_version,
+                 "steps": [dataclasses.asdict(s) for s in analysis.steps],
+                 "resumed_at_step": analysis.resumed_at_step,
+                 "traffic_off_seconds": analysis.traffic_off_seconds, "looks": len(analysis.looks)},
+        evidence={"timeline": analysis.timeline, "policy": dataclasses.asdict(policy)},
     )
 
 
-def _status(outcome: str, enforced: bool) -> Status:
-    if not enforced:
-        return Status.SKIP if outcome == "continue" else Status.PASS
-    return {"promote": Status.PASS, "rollback": Status.FAIL, "inconclusive": Status.WARN,
-            "continue": Status.WARN}[outcome]
+def _check(m: MetricResult) -> Check:
+    if not m.enforced:
+        status = Status.SKIP if m.outcome == "continue" else Status.PASS
+        if m.outcome == "rollback":
+            status = Status.WARN  # observe mode: would have rolled back
+    else:
+        status = {"promote": Status.PASS, "rollback": Status.FAIL, "inconclusive": Status.WARN,
+                  "continue": Status.WARN}[m.outcome]
+    return Check(m.name, status, m.message, details=m.evidence)

@@ -9,10 +9,9 @@ sources through the ``mlcicd.metrics`` entry-point group; a factory takes the ca
 from __future__ import annotations
 
 from collections.abc import Callable
-from importlib import import_module
-from importlib.metadata import entry_points
 from typing import TYPE_CHECKING
 
+from mlcicd import plugins
 from mlcicd.errors import UsageError
 
 if TYPE_CHECKING:
@@ -26,10 +25,7 @@ BUILTIN_SOURCES = {
 
 
 def available_sources() -> dict[str, str]:
-    found = dict(BUILTIN_SOURCES)
-    for ep in entry_points(group="mlcicd.metrics"):
-        found.setdefault(ep.name, ep.value)
-    return found
+    return plugins.available(BUILTIN_SOURCES, "mlcicd.metrics")
 
 
 def get_source(name: str, policy: CanaryPolicy) -> MetricSource:
@@ -38,6 +34,5 @@ def get_source(name: str, policy: CanaryPolicy) -> MetricSource:
         raise UsageError(f"unknown metric source {name!r}", where="mlci.yaml: deploy.canary.source",
                          fix=f"use one of: {', '.join(sorted(sources))}, or install a plugin that registers an "
                          "entry point in the `mlcicd.metrics` group")
-    module, _, attr = sources[name].partition(":")
-    factory: Callable[[CanaryPolicy], MetricSource] = getattr(import_module(module), attr)
+    factory: Callable[[CanaryPolicy], MetricSource] = plugins.load(sources[name])
     return factory(policy)

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from importlib import import_module
-from importlib.metadata import entry_points
 from typing import TYPE_CHECKING
 
+from mlcicd import plugins
 from mlcicd.errors import UsageError
 
 if TYPE_CHECKING:
@@ -18,17 +17,8 @@ BUILTIN_TARGETS: dict[str, str] = {
 }
 
 
-def _load(spec: str) -> Callable[..., Target]:
-    module, _, attr = spec.partition(":")
-    factory: Callable[..., Target] = getattr(import_module(module), attr)
-    return factory
-
-
 def available_targets() -> dict[str, str]:
-    found = dict(BUILTIN_TARGETS)
-    for ep in entry_points(group="mlcicd.targets"):
-        found.setdefault(ep.name, ep.value)
-    return found
+    return plugins.available(BUILTIN_TARGETS, "mlcicd.targets")
 
 
 def get_target(name: str, config: Config) -> Target:
@@ -40,4 +30,5 @@ def get_target(name: str, config: Config) -> Target:
             fix=f"use one of: {', '.join(sorted(targets))}, or install a plugin that registers "
             "an entry point in the `mlcicd.targets` group",
         )
-    return _load(targets[name])(config)
+    factory: Callable[..., Target] = plugins.load(targets[name])
+    return factory(config)

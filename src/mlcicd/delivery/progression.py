@@ -1,0 +1,249 @@
+"""Progressive canary analysis: walk the traffic steps, look every interval, ask the judge.
+
+One run walks ``deploy.canary.steps`` (e.g. 5% → 25% → 50%): at each step the target
+shifts traffic, then the monitor reads both backends every ``interval`` seconds and asks
+the judge (:mod:`mlcicd.delivery.analysis`) about everything seen since the analysis
+began. A step is passed when the judge says promote and the step itself saw
+``min_requests`` canary requests; after the last step the canary is promote-ready.
+A rollback decision takes the canary out of traffic at once.
+
+Resumable: the step comes from the target's actual canary weight, and the time budget from
+a checkpoint kept on the canary's model version in the registry, so a monitor re-run after
+its runner died continues where traffic is instead of starting over. (The evidence itself
+restarts with the new process: counts from before the crash are not replayed.)
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from mlcicd.config import CanaryPolicy
+from mlcicd.delivery.analysis import Judgement, Look, MetricResult, judge
+from mlcicd.delivery.metrics.base import MeasurementError, MetricSource, Snapshot
+from mlcicd.delivery.targets.base import Backend, Target, TargetState
+from mlcicd.registry import Registry
+
+CHECKPOINT_TAG = "mlci.canary.analysis"
+DECISION_TAG = "mlci.canary.decision"
+
+
+@dataclass
+class StepRecord:
+    index: int
+    weight: int
+    started: float  # seconds since the analysis started
+    ended: float | None = None
+    canary_requests: float = 0.0
+    outcome: str = "running"
+
+
+@dataclass
+class Analysis:
+    decision: str  # promote, rollback or inconclusive
+    judgement: Judgement
+    steps: list[StepRecord]
+    looks: list[Look]
+    elapsed: float
+    resumed_at_step: int | None = None
+    # Seconds from the rollback decision until the router sent nothing more to the canary.
+    traffic_off_seconds: float | None = None
+    timeline: list[dict[str, Any]] = field(default_factory=list)
+
+
+def resume_step(weights: list[int], current: int) -> int:
+    """The step a (re-)started analysis continues at, from the target's actual canary weight."""
+    at_or_below = [i for i, w in enumerate(weights) if w <= current]
+    return at_or_below[-1] if at_or_below else 0
+
+
+class Reader:
+    """Counts since the analysis began, per backend; ``None`` for a read that failed."""
+
+    def __init__(self, source: MetricSource, log: Callable[[str], None]) -> None:
+        self.source = source
+        self.log = log
+        self.baseline: dict[str, Snapshot] = {}
+        self.failing: set[str] = set()  # backends whose last read failed (each streak is logged once)
+
+    def since_start(self, backend: Backend | None) -> Snapshot | None:
+        # A server the target reports down is unreadable, whatever a source such as Prometheus
+        # still holds for it (it keeps a dead target's last values for minutes).
+        if backend is None:
+            return None
+        key = self._key(backend)
+        try:
+            if not backend.healthy:
+                raise MeasurementError(f"{backend.slot} v{backend.release.version} at {backend.url} is not healthy")
+            now = self.source.read(backend)
+        except MeasurementError as exc:
+            if key not in self.failing:
+                self.log(f"warning: {exc}")
+            self.failing.add(key)
+            return None
+        self.failing.discard(key)
+        # The first successful read is the baseline: traffic a server saw before it never counts.
+        start = self.baseline.setdefault(key, now)
+        return now.minus(start)
+
+    def before_start(self, backend: Backend | None) -> Snapshot | None:
+        """What the server had served before the analysis began (its counters at the baseline)."""
+        return None if backend is None else self.baseline.get(self._key(backend))
+
+    @staticmethod
+    def _key(backend: Backend) -> str:
+        return f"{backend.slot}:{backend.release.version}"
+
+
+class CanaryAnalysis:
+    def __init__(self, target: Target, source: MetricSource, policy: CanaryPolicy, registry: Registry, *,
+                 log: Callable[[str], None], clock: Callable[[], float] = time.time,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        self.target = target
+        self.source = source
+        self.policy = policy
+        self.registry = registry
+        self.log = log
+        self.clock = clock
+        self.sleep = sleep
+        self.reader = Reader(source, log)
+
+    # -- the registry checkpoint (best effort: the analysis never depends on the registry) --
+    def _checkpoint(self, canary: Backend) -> dict[str, Any]:
+        """This canary server's analysis checkpoint; empty for a new server (a fresh deploy)."""
+        try:
+            raw = self.registry.version(canary.release.version).tags.get(CHECKPOINT_TAG)
+            found = dict(json.loads(raw)) if raw else {}
+        except Exception as exc:  # best effort: a registry outage must not stop the analysis
+            self.log(f"warning: could not read the analysis checkpoint of v{canary.release.version}: {exc}")
+            return {}
+        return found if found.get("backend") == canary.url else {}
+
+    def _tag(self, version: str, tags: dict[str, Any]) -> None:
+        try:
+            self.registry.set_tags(version, tags)
+        except Exception as exc:  # a registry outage must not stop the analysis
+            self.log(f"warning: could not record {sorted(tags)} on v{version}: {exc}")
+
+    # -- the walk ---------------------------------------------------------------------------
+    def run(self, state: TargetState) -> Analysis:
+        assert state.canary is not None
+        version = state.canary.release.version
+        first_release = state.stable is None
+        weights = [100] if first_release else self.policy.weights()
+        checkpoint = self._checkpoint(state.canary)
+        now = self.clock()
+        started_at = float(checkpoint["started_at"]) if checkpoint.get("started_at") else now
+        resumed = None
+        if not first_release and state.canary_weight == 0:
+            return self._out_of_traffic(state, checkpoint, now - started_at)
+        index = 0
+        if checkpoint and not first_release:
+            index = resume_step(weights, state.canary_weight)
+            resumed = index
+            self.log(f"resuming the analysis of v{version} at step {index + 1} ({weights[index]}%), "
+                     f"{now - started_at:.0f} s after it began")
+        looks: list[Look] = []
+        steps: list[StepRecord] = []
+        timeline: list[dict[str, Any]] = []
+        judgement: Judgement | None = None
+        t0 = now - started_at  # elapsed budget already spent before this process
+        begin = self.clock()
+        while True:
+            weight = weights[index]
+            if not first_release:
+                self.target.set_canary_weight(weight)
+            elapsed = t0 + self.clock() - begin
+            step = StepRecord(index, weight, elapsed)
+            steps.append(step)
+            self._tag(version, {CHECKPOINT_TAG: json.dumps({"started_at": started_at, "step": index,
+                                                            "weight": weight, "backend": state.canary.url})})
+            self.log(f"step {index + 1}/{len(weights)}: canary at {weight}%")
+            step_base: float | None = None
+            while True:
+                self.sleep(self.policy.interval)
+                elapsed = t0 + self.clock() - begin
+                current = self.target.state()
+                canary = self.reader.since_start(current.canary)
+                stable = None if first_release else self.reader.since_start(current.stable)
+                look = Look(elapsed=elapsed, canary=canary, stable=stable, canary_weight=weight,
+                            custom=self._custom(current.canary))
+                looks.append(look)
+                if canary is not None:
+                    step_base = canary.total if step_base is None else step_base
+                    step.canary_requests = canary.total - step_base
+                limit = self.policy.step_duration
+                final = elapsed >= self.policy.duration or (limit is not None and elapsed - step.started >= limit)
+                judgement = judge(looks, self.policy, first_release=first_release, final=final,
+                                  reference=self.reader.before_start(current.stable))
+                timeline.append(_timeline_entry(look, judgement, index))
+                self.log(_log_line(look, judgement, step))
+                if judgement.decision == "promote" and step.canary_requests < self.policy.min_requests:
+                    if not final:
+                        continue
+                    judgement = Judgement("inconclusive", f"step {index + 1} ({weight}%) saw only "
+                                          f"{step.canary_requests:.0f} of {self.policy.min_requests} canary "
+                                          "requests before its time was up", judgement.metrics)
+                if judgement.decision != "continue":
+                    break
+            step.ended = elapsed
+            step.outcome = judgement.decision
+            if judgement.decision == "promote" and index + 1 < len(weights):
+                index += 1
+                continue
+            break
+        analysis = Analysis(judgement.decision, judgement, steps, looks, elapsed, resumed, timeline=timeline)
+        if judgement.decision == "rollback" and not first_release:
+            # Protect users now; the rollback stage stops the canary and records why.
+            off = self.clock()
+            self.target.set_canary_weight(0)
+            analysis.traffic_off_seconds = round(self.clock() - off, 3)
+        self._tag(version, {DECISION_TAG: json.dumps({"decision": judgement.decision,
+                                                      "reason": judgement.reason})})
+        return analysis
+
+    def _custom(self, canary: Backend | None) -> dict[str, float | None]:
+        values: dict[str, float | None] = {}
+        for check in self.policy.checks.custom:
+            try:
+                values[check.name] = None if canary is None else self.source.value(check.query, canary)
+            except MeasurementError as exc:
+                self.log(f"custom check {check.name}: {exc}")
+                values[check.name] = None
+        return values
+
+    def _out_of_traffic(self, state: TargetState, checkpoint: dict[str, Any], elapsed: float) -> Analysis:
+        """A canary at 0% was taken out by an earlier analysis (or by hand): never send it traffic again."""
+        assert state.canary is not None
+        version = state.canary.release.version
+        reason = (f"canary v{version} receives no traffic: an earlier analysis took it out of traffic "
+                  "(re-run deploy-canary to try it again)")
+        try:
+            earlier = json.loads(self.registry.version(version).tags.get(DECISION_TAG) or "{}")
+        except Exception:  # best effort: the earlier reason is only a detail
+            earlier = {}
+        if earlier.get("reason"):
+            reason += f"; it had decided: {earlier['reason']}"
+        result = MetricResult("canary_traffic", "rollback", reason, {"canary_weight": 0, **checkpoint},
+                              critical=True)
+        return Analysis("rollback", Judgement("rollback", reason, (result,)), [], [], elapsed)
+
+
+def _timeline_entry(look: Look, judgement: Judgement, step: int) -> dict[str, Any]:
+    return {"t": round(look.elapsed, 2), "step": step + 1, "weight": look.canary_weight,
+            "decision": judgement.decision,
+            "canary_requests": look.canary.total if look.canary else None,
+            "canary_errors": look.canary.errors if look.canary else None,
+            "stable_requests": look.stable.total if look.stable else None,
+            "stable_errors": look.stable.errors if look.stable else None}
+
+
+def _log_line(look: Look, judgement: Judgement, step: StepRecord) -> str:
+    canary = "canary unreadable" if look.canary is None else \
+        f"canary {look.canary.total:.0f} req / {look.canary.errors:.0f} 5xx"
+    stable = "" if look.stable is None else f" | stable {look.stable.total:.0f} req / {look.stable.errors:.0f} 5xx"
+    return (f"[{look.elapsed:5.1f}s] step {step.index + 1} ({step.weight}%) {canary}{stable} "
+            f"-> {judgement.decision}: {judgement.reason}")

@@ -1,0 +1,186 @@
+"""The step walk of the canary analysis, on a fake target and a fake clock (orchestration only:
+the real target and source are exercised by the integration tests)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from mlcicd.config import parse_config
+from mlcicd.delivery.metrics.base import MeasurementError, Snapshot
+from mlcicd.delivery.progression import CHECKPOINT_TAG, DECISION_TAG, CanaryAnalysis, resume_step
+from mlcicd.delivery.targets.base import Backend, Release, TargetState
+
+
+@dataclass
+class FakeTarget:
+    """Two backends and a weight; records every traffic change."""
+
+    canary_weight: int = 10
+    stable_up: bool = True
+    canary_up: bool = True
+    weights: list[int] = field(default_factory=list)
+    name: str = "fake"
+
+    def state(self) -> TargetState:
+        stable = Backend("stable", Release("m", "1", "models:/m/1"), "http://s", self.stable_up)
+        canary = Backend("canary", Release("m", "2", "models:/m/2"), "http://c", self.canary_up)
+        return TargetState("http://router", stable, canary, self.canary_weight)
+
+    def set_canary_weight(self, percent: int) -> None:
+        self.canary_weight = percent
+        self.weights.append(percent)
+
+
+@dataclass
+class TrafficSource:
+    """Serves ``rate`` req/s split by the target's weight; ``canary_error_rate`` of the canary's fail."""
+
+    target: FakeTarget
+    clock: Any
+    rate: float = 200.0
+    canary_error_rate: float = 0.0
+    down: bool = False
+    totals: dict[str, list[float]] = field(default_factory=lambda: {"stable": [0.0, 0.0], "canary": [0.0, 0.0]})
+    last: float = 0.0
+    name: str = "fake"
+
+    def _advance(self) -> None:
+        dt, self.last = self.clock.now - self.last, self.clock.now
+        w = self.target.canary_weight / 100
+        for slot, share, err in (("canary", w, self.canary_error_rate), ("stable", 1 - w, 0.0)):
+            n = self.rate * dt * share
+            self.totals[slot][0] += n * (1 - err)
+            self.totals[slot][1] += n * err
+
+    def read(self, backend: Backend) -> Snapshot:
+        if self.down:
+            raise MeasurementError("source down")
+        self._advance()
+        ok, bad = (round(x) for x in self.totals[backend.slot])
+        n = ok + bad
+        # Every request answered in 5-10 ms; predictions 70/30.
+        buckets = {0.005: 0.0, 0.01: float(n), float("inf"): float(n)}
+        return Snapshot({"200": float(ok), "500": float(bad)}, buckets, {"0": round(n * 0.7), "1": n - round(n * 0.7)})
+
+    def value(self, query: str, backend: Backend) -> float:
+        return 0.0
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+class FakeRegistry:
+    def __init__(self, tags: dict[str, str] | None = None) -> None:
+        self.tags = dict(tags or {})
+
+    def version(self, version: str) -> Any:
+        return type("MV", (), {"tags": self.tags})()
+
+    def set_tags(self, version: str, tags: dict[str, Any]) -> None:
+        self.tags.update({k: str(v) for k, v in tags.items()})
+
+
+def _policy(**canary: Any) -> Any:
+    raw = {"steps": [10, 50], "min_requests": 100, "interval": 5, "duration": 600,
+           "checks": {"error_rate": {"margin": 0.02}, "latency": {"mode": "observe"},
+                      "predictions": {"mode": "observe"}}, **canary}
+    cfg = parse_config({"data": {"label": "y"}, "mlflow": {"model_name": "m"}, "deploy": {"canary": raw}})
+    return cfg.deploy.canary
+
+
+def _analysis(target: FakeTarget, source_kw: dict[str, Any] | None = None, registry: FakeRegistry | None = None,
+              **policy: Any) -> tuple[CanaryAnalysis, TrafficSource, list[str]]:
+    clock = Clock()
+    source = TrafficSource(target, clock, last=clock.now, **(source_kw or {}))
+    log: list[str] = []
+    analysis = CanaryAnalysis(target, source, _policy(**policy), registry or FakeRegistry(),  # type: ignore[arg-type]
+                              log=log.append, clock=clock, sleep=clock.sleep)
+    return analysis, source, log
+
+
+@pytest.mark.parametrize(("weight", "step"), [(0, 0), (5, 0), (10, 0), (30, 0), (50, 1), (100, 1)])
+def test_resume_step_follows_the_actual_weight(weight, step):
+    assert resume_step([10, 50], weight) == step
+
+
+def test_a_healthy_canary_walks_every_step_then_is_promote_ready():
+    target = FakeTarget()
+    analysis, _, log = _analysis(target)
+    result = analysis.run(target.state())
+    assert result.decision == "promote"
+    assert [s.weight for s in result.steps] == [10, 50] and target.weights == [10, 50]
+    assert all(s.canary_requests >= 100 for s in result.steps)
+    assert target.canary_weight == 50  # the promote stage moves the rest
+    assert any("step 2/2: canary at 50%" in line for line in log)
+
+
+def test_a_bad_canary_is_taken_out_of_traffic_at_once():
+    target = FakeTarget()
+    registry = FakeRegistry()
+    analysis, _, _ = _analysis(target, {"canary_error_rate": 0.2}, registry)
+    result = analysis.run(target.state())
+    assert result.decision == "rollback"
+    assert target.weights[-1] == 0 and result.traffic_off_seconds is not None
+    assert len(result.steps) == 1  # it never reached the second step
+    assert json.loads(registry.tags[DECISION_TAG])["decision"] == "rollback"
+
+
+def test_a_step_that_runs_out_of_time_is_inconclusive():
+    target = FakeTarget()
+    analysis, _, _ = _analysis(target, {"rate": 10.0}, step_duration=20, min_requests=500)
+    result = analysis.run(target.state())
+    assert result.decision == "inconclusive"
+    assert "step 1 (10%)" in result.judgement.reason or "requests" in result.judgement.reason
+
+
+def test_a_dead_canary_rolls_back_and_a_dead_source_is_inconclusive():
+    target = FakeTarget(canary_up=False)
+    analysis, _, _ = _analysis(target)
+    assert analysis.run(target.state()).decision == "rollback"
+
+    target = FakeTarget()
+    analysis, _, _ = _analysis(target, {"down": True})
+    result = analysis.run(target.state())
+    assert result.decision == "inconclusive"
+
+
+def test_a_rerun_resumes_at_the_step_traffic_is_at_with_the_time_already_spent():
+    target = FakeTarget(canary_weight=50)
+    started = 1_000.0 - 100  # the first run began 100 s before this one
+    registry = FakeRegistry({CHECKPOINT_TAG: json.dumps({"started_at": started, "step": 1, "weight": 50,
+                                                         "backend": "http://c"})})
+    analysis, _, log = _analysis(target, registry=registry)
+    result = analysis.run(target.state())
+    assert result.decision == "promote" and result.resumed_at_step == 1
+    assert [s.weight for s in result.steps] == [50]
+    assert result.steps[0].started >= 100
+    assert "resuming the analysis of v2 at step 2 (50%), 100 s after it began" in log
+
+
+def test_a_checkpoint_of_another_canary_server_is_ignored():
+    target = FakeTarget(canary_weight=50)
+    registry = FakeRegistry({CHECKPOINT_TAG: json.dumps({"started_at": 1.0, "step": 1, "backend": "http://old"})})
+    analysis, _, _ = _analysis(target, registry=registry)
+    result = analysis.run(target.state())
+    assert result.resumed_at_step is None and [s.weight for s in result.steps] == [10, 50]
+
+
+def test_a_canary_already_out_of_traffic_is_never_sent_traffic_again():
+    target = FakeTarget(canary_weight=0)
+    registry = FakeRegistry({DECISION_TAG: json.dumps({"decision": "rollback", "reason": "error rate: x3"})})
+    analysis, _, _ = _analysis(target, registry=registry)
+    result = analysis.run(target.state())
+    assert result.decision == "rollback" and target.weights == []
+    assert "it had decided: error rate: x3" in result.judgement.reason
