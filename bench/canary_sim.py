@@ -397,7 +397,7 @@ def main(argv: list[str] | None = None) -> int:
     _targets(table)
     print(f"\nSettings. judge: CanaryPolicy(steps=[w..5w], min_requests=200, confidence=0.95, interval="
           f"{args.interval:g}, error margin 1 point, max_ratio 1.0, latency p50/p99 +10%, predictions "
-          "max_divergence=0.01 (the 0.1 default tolerates 70/30 -> 50/50: JSD 0.03)).")
+          "max_divergence=0.01 (stricter than the 0.02 default; 70/30 -> 50/50 is JSD 0.03)).")
     print(f"Flagger-style: interval 60 s, threshold {FLAGGER['threshold']} (counter never reset), request-success-rate"
           f" min {FLAGGER['success_min']}, request-duration p99 max {FLAGGER['p99_max_ms']:.0f} ms, stepWeight w, "
           "maxWeight 5w; 'docs min 99' = the same with min 99 as in Flagger's examples.")

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mlcicd.delivery.targets import processes
-from mlcicd.errors import TargetError, ToolMissingError
+from mlcicd.errors import TargetError, ToolMissingError, UsageError
 
 ROUTER_PATH = "/__mlci/router"
 UPSTREAM = "mlci_models"
@@ -241,6 +241,12 @@ class NginxRouter:
             out = self._run(self._cmd(self.conf_path))
             action = "start"
         if out.returncode != 0:
+            if action == "start" and "Address already in use" in out.stderr:
+                # Not our fault and not a crash: another program holds the port (exit 2, with the fix).
+                raise UsageError(f"port {self.port} on 127.0.0.1 is taken by another program, so the router "
+                                 "cannot start", where="mlci.yaml: deploy.local.port",
+                                 fix=f"set deploy.local.port to a free port, or stop what listens on {self.port} "
+                                 f"(`ss -ltnp | grep :{self.port}` shows it), then re-run: the deploy converges")
             raise TargetError(self._failure(f"nginx {action} failed: {out.stderr.strip()}"))
         self._wait_switched(generation(config_text), old_workers, action)
 
