@@ -1,6 +1,6 @@
 """Fixtures every test shares.
 
-MLflow keeps its tracking/registry URIs in module globals. A test that pins them and
+MLflow keeps its tracking/registry URIs and the active experiment in module globals. A test that pins them and
 forgets to unpin (or "restores" the resolved default, which pins ``sqlite:///mlflow.db``
 of the cwd) silently redirects every later test's ``mlflow.start_run``. The autouse
 guard below puts the raw globals and the environment back after every test.
@@ -36,6 +36,10 @@ def _restore_mlflow_uris() -> Iterator[None]:
         from mlflow.tracking._tracking_service import utils as tracking_utils
 
         tracking_utils._tracking_uri, registry_utils._registry_uri = before or (None, None)
+        # mlflow.set_experiment() is global too: an experiment id of one store breaks start_run on the next.
+        import mlflow.tracking.fluent as fluent
+
+        fluent._active_experiment_id = None
     for key, value in env.items():
         if value is None:
             os.environ.pop(key, None)

@@ -22,6 +22,7 @@ from consumer import BAD_TRAINING, GOOD_TRAINING, REPO, Consumer
 from runners import Images, clean_env, tool
 
 from mlcicd.delivery.targets.processes import free_port
+from mlcicd.gen.pipeline import CHECKOUT
 
 pytestmark = pytest.mark.e2e
 
@@ -58,11 +59,12 @@ class ActRun:
         return "\n".join(self.log.splitlines()[-lines:])
 
 
-def act(consumer: Consumer, suite: Path, images: Images, home: Path) -> ActRun:
-    argv = [tool("act", REPO / ".venv" / "bin"), "push", "-W", WORKFLOW, "--json",
+def act(consumer: Consumer, suite: Path, images: Images, home: Path, workflow: str = WORKFLOW,
+        extra: tuple[str, ...] = ()) -> ActRun:
+    argv = [tool("act", REPO / ".venv" / "bin"), "push", "-W", workflow, "--json",
             "-P", "ubuntu-latest=-self-hosted", "--no-cache-server",
             "--local-repository", f"org/ml-cicd@v1={suite}",
-            "--env", f"MLCI_BUILDAH_ROOT={images.storage}"]
+            "--env", f"MLCI_BUILDAH_ROOT={images.storage}", *extra]
     # act keeps its work and the runner tool cache (where the actions keep their venv) under
     # $HOME/.cache/act: a private HOME keeps test runs apart; the pip cache stays shared.
     env = clean_env(HOME=str(home), PIP_CACHE_DIR=str(Path.home() / ".cache" / "pip"))
@@ -89,11 +91,7 @@ def runner_home(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module", autouse=True)
 def stop_deployment(consumer):
     yield
-    from mlcicd.config import load_config
-    from mlcicd.delivery.targets import get_target
-
-    cfg = load_config(consumer.root / "mlci.yaml")
-    get_target("local", cfg).shutdown()
+    consumer.stop_deployment()
 
 
 def test_github_pipeline_releases_promotes_and_rolls_back(consumer, suite, images, runner_home):
@@ -144,3 +142,53 @@ def test_github_pipeline_releases_promotes_and_rolls_back(consumer, suite, image
     # Users saw the bad canary's 5xx only while it was being judged; nginx itself never failed.
     assert traffic["codes"].get("200", 0) > 0
     assert set(traffic["versions"]) == {"1", "2", "3"}
+
+
+# Inside a reusable workflow act fetches actions/checkout for real (its local shortcut only covers
+# a checkout without `ref:`), and there is no network here: a stand-in copies the caller's tree.
+CHECKOUT_STAND_IN = """\
+name: checkout (offline stand-in for the e2e tests)
+inputs:
+  ref: {required: false}
+  persist-credentials: {required: false}
+runs:
+  using: composite
+  steps:
+    - shell: bash
+      run: cp -a "$MLCI_E2E_CHECKOUT_FROM"/. "$GITHUB_WORKSPACE"/
+"""
+
+CALLER = """\
+name: release
+on: push
+jobs:
+  ml:
+    uses: org/ml-cicd/.github/workflows/ml-pipeline.yml@v1
+    permissions: {contents: read, id-token: write}
+    with: {config: mlci.yaml}
+"""
+
+
+def test_the_reusable_workflow_runs_the_whole_pipeline_for_a_caller(tmp_path, mlflow, images, suite, runner_home):
+    """`uses: org/ml-cicd/.github/workflows/ml-pipeline.yml@v1` from another repository: a first release."""
+    root = tmp_path / "caller"
+    project = Consumer.create(root, model_name="credit-risk-reusable", port=free_port(), tracking_uri=mlflow.url,
+                              registry=images.registry, base_image=images.base, state_dir=tmp_path / "deploy-state")
+    (root / ".github" / "workflows").mkdir(parents=True)
+    (root / ".github" / "workflows" / "release.yml").write_text(CALLER)
+    project.commit("call ml-cicd's pipeline")
+    try:
+        with project.users():
+            stand_in = tmp_path / "checkout"
+            stand_in.mkdir()
+            (stand_in / "action.yml").write_text(CHECKOUT_STAND_IN)
+            checkout = CHECKOUT.split()[0]
+            run = act(project, suite, images, runner_home, workflow=".github/workflows/release.yml",
+                      extra=("--local-repository", f"{checkout}={stand_in}",
+                             "--env", f"MLCI_E2E_CHECKOUT_FROM={root}"))
+            assert run.code == 0, run.tail()
+            assert run.outputs["promote"]["champion-version"] == "1"
+            assert project.registry().aliases() == {"champion": "1"}
+            assert project.answering_versions() == {"1": 40}
+    finally:
+        project.stop_deployment()

@@ -128,10 +128,7 @@ def consumer(tmp_path_factory, mlflow, images) -> Consumer:
 @pytest.fixture(scope="module", autouse=True)
 def stop_deployment(consumer):
     yield
-    from mlcicd.config import load_config
-    from mlcicd.delivery.targets import get_target
-
-    get_target("local", load_config(consumer.root / "mlci.yaml")).shutdown()
+    consumer.stop_deployment()
 
 
 def test_gitlab_pipeline_releases_with_manual_promote_and_rolls_back(consumer, gitlab_local):
@@ -190,3 +187,29 @@ def test_gitlab_ci_local_runs_a_mistyped_input_that_mlci_gen_check_rejects(consu
         assert "unknown input 'canary-wieght': did you mean 'canary-weight'?" in check.stdout
     finally:
         typo.write_text(original)
+
+
+def test_the_full_pipeline_component_runs_every_stage(tmp_path, mlflow, images, gitlab_local):
+    """`component: .../full-pipeline@1.0.0`: one include that brings all eight stage components."""
+    root = tmp_path / "repo"
+    project = Consumer.create(root, model_name="credit-risk-full", port=free_port(), tracking_uri=mlflow.url,
+                              registry=images.registry, base_image=images.base, state_dir=tmp_path / "deploy-state",
+                              remote=f"https://{HOST}/group/full.git")
+    (root / ".gitignore").write_text(".gitlab-ci-local/\nmlci-report/\n")
+    (root / ".gitlab-ci.yml").write_text(
+        "include:\n"
+        "  - component: $CI_SERVER_FQDN/org/ml-cicd/full-pipeline@1.0.0\n"
+        "    inputs: {ref: 1.0.0}\n")
+    project.commit("use the whole pipeline")
+    try:
+        with project.users():
+            run = gitlab_local.run(project)
+            assert run.code == 0, run.tail()
+            assert run.results["mlci-monitor-canary"] == "PASS" and "mlci-promote" not in run.results
+            assert run.outputs["mlci-gate"]["model-version"] == "1"
+            promote = gitlab_local.run(project, "mlci-promote")
+            assert promote.code == 0, promote.tail()
+            assert project.registry().aliases() == {"champion": "1"}
+            assert project.answering_versions() == {"1": 40}
+    finally:
+        project.stop_deployment()

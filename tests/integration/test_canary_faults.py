@@ -284,10 +284,11 @@ def test_registry_outage_during_promote_converges_on_rerun(mlflow_server, mlflow
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")  # fail fast while it is down
     name = "registry-outage"
     registry = Registry(mlflow_server.url, name)
+    experiment = mlflow.MlflowClient(tracking_uri=mlflow_server.url).create_experiment(name)
     with mlflow_uri(mlflow_server.url):
         for c in (1.0, 0.01):
             model = _fit(c)
-            with mlflow.start_run() as run:
+            with mlflow.start_run(experiment_id=experiment) as run:
                 uri = log_model(model, pip_requirements=["scikit-learn", "numpy", "skops"])
             registry.register(uri, run.info.run_id, {})
     r = Rollout(tmp_path, mlflow_server.url, name, free_port(), mlflow_project.rows)

@@ -120,6 +120,14 @@ class Consumer:
                 seen[version] = seen.get(version, 0) + 1
         return seen
 
+    def stop_deployment(self) -> None:
+        """Stop the router and model servers the pipelines left serving (a deploy keeps them up)."""
+        from mlcicd.config import load_config
+        from mlcicd.delivery.targets import get_target
+
+        cfg = load_config(self.root / "mlci.yaml")
+        get_target(cfg.deploy.target, cfg).shutdown()
+
     def registry(self) -> Any:
         from mlcicd.registry import Registry
 
