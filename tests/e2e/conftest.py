@@ -2,7 +2,7 @@
 
 Shared for the session: this checkout exported as the ml-cicd project the consumer's
 pipelines use, a real MLflow tracking server, and a real image registry with a base image.
-`.ci/run` sets MLCI_REQUIRE_E2E=1, so a missing runner fails there instead of skipping.
+`.ci/run` sets MLCI_REQUIRE_TOOLS=1, so a missing runner fails there instead of skipping.
 """
 
 from __future__ import annotations

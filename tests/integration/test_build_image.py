@@ -19,6 +19,7 @@ import pytest
 import yaml
 from image_registry import missing_tools, push_busybox_base, running_registry
 from mlflow_globals import mlflow_uri
+from runners import REQUIRED
 
 from mlcicd.ci.local import LocalAdapter
 from mlcicd.runner import execute
@@ -31,11 +32,11 @@ CI_ENV = {"GITHUB_SHA": SHA, "GITHUB_REPOSITORY": "org/demo", "GITHUB_SERVER_URL
 
 _missing = missing_tools()
 if _missing:
-    pytest.skip(
-        f"needs {', '.join(_missing)} (apt-get install -y buildah skopeo docker-registry busybox-static; "
-        ".ci/run installs them)",
-        allow_module_level=True,
-    )
+    _why = (f"needs {', '.join(_missing)} (apt-get install -y buildah skopeo docker-registry busybox-static; "
+            ".ci/run installs them)")
+    if REQUIRED:
+        pytest.fail(_why, pytrace=False)
+    pytest.skip(_why, allow_module_level=True)
 
 
 @pytest.fixture(scope="module")

@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 import yaml
+from runners import require
 
 from mlcicd.ci.local import LocalAdapter
 from mlcicd.delivery.targets.local import LocalTarget
@@ -195,8 +196,7 @@ def test_canary_turns_bad_mid_analysis(rollout, faulty_model, mode, metric):
 def test_metrics_source_unreachable_is_never_a_pass(rollout, tmp_path):
     from prometheus_server import binary, running_prometheus
 
-    if binary() is None:
-        pytest.skip("prometheus is not installed (apt-get install -y prometheus; .ci/run installs it)")
+    require(binary() is not None, "prometheus is not installed (apt-get install -y prometheus; .ci/run installs it)")
     rollout.release_champion("1")
     with rollout.users() as users:
         rollout.deploy("2")

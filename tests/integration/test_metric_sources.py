@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import requests
+from runners import require
 
 from mlcicd.config import parse_config
 from mlcicd.delivery.metrics import get_source
@@ -48,8 +49,7 @@ def _scrape(target: LocalTarget, home: Path) -> Iterator[tuple[MetricSource, Cal
 def _prometheus(target: LocalTarget, home: Path) -> Iterator[tuple[MetricSource, Callable[[], None]]]:
     from prometheus_server import binary, running_prometheus
 
-    if binary() is None:
-        pytest.skip("prometheus is not installed (apt-get install -y prometheus; .ci/run installs it)")
+    require(binary() is not None, "prometheus is not installed (apt-get install -y prometheus; .ci/run installs it)")
     with running_prometheus(home / "prometheus", target.scrape_targets_file) as server:
         config = parse_config({"data": {"label": "y"}, "mlflow": {"model_name": "m"},
                                "deploy": {"canary": {"source": "prometheus", "prometheus": {"url": server.url}}}})

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 import requests
+from runners import require
 
 from mlcicd.config import Config
 from mlcicd.delivery.targets.base import Slot, Target, TargetState
@@ -47,7 +48,7 @@ def _local_kit() -> TargetKit:
     try:
         find_nginx()
     except ToolMissingError as exc:
-        pytest.skip(str(exc))
+        require(False, str(exc))
 
     def kill(target: Any, slot: Slot) -> None:
         os.kill(target._read().slots[slot].pid, signal.SIGKILL)

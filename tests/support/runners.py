@@ -1,4 +1,8 @@
-"""Helpers for running real CI runners (act, gitlab-ci-local) from the end-to-end tests."""
+"""Helpers for tests on real tools: CI runners (act, gitlab-ci-local), Prometheus, image tools.
+
+``require`` skips a test whose tool is missing on a developer's machine, and fails it where
+``MLCI_REQUIRE_TOOLS=1`` (`.ci/run`): CI must never pass by skipping.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,7 @@ from pathlib import Path
 import pytest
 from consumer import REPO
 
-REQUIRED = os.environ.get("MLCI_REQUIRE_E2E") == "1"
+REQUIRED = os.environ.get("MLCI_REQUIRE_TOOLS") == "1"
 # `make e2e-tools` installs gitlab-ci-local (and the Node 22 it needs) here.
 NODE_BIN = REPO / ".e2e-tools" / "node_modules" / ".bin"
 
@@ -19,7 +23,7 @@ def require(ok: bool, what: str) -> None:
     if ok:
         return
     if REQUIRED:
-        pytest.fail(f"{what} (MLCI_REQUIRE_E2E=1: CI must run the end-to-end tests)")
+        pytest.fail(f"{what} (MLCI_REQUIRE_TOOLS=1: CI runs every test on the real tool)")
     pytest.skip(what)
 
 

@@ -26,7 +26,7 @@ custom      Flagger style: a value outside [min, max] fails the look.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -34,6 +34,7 @@ import numpy as np
 
 from mlcicd.config import CanaryPolicy, CustomCheck, ErrorRateCheck, LatencyCheck, PredictionCheck
 from mlcicd.delivery import sequential as seq
+from mlcicd.delivery.looks import ERR, HTOT, PRED, REQ, History, Look, trailing
 from mlcicd.delivery.metrics.base import Snapshot
 from mlcicd.delivery.sequential import quantile_from_buckets
 
@@ -48,16 +49,6 @@ MIN_LATENCY_SAMPLES = 100
 # The stable sample that fixes a latency bound must expect this many requests beyond the quantile.
 MIN_QUANTILE_TAIL = 10
 _X = "\u00d7"  # the multiplication sign
-_REQ, _ERR, _HTOT, _PRED = 0, 1, 2, 3  # columns of a counter matrix; label counts from _PRED on
-
-
-@dataclass(frozen=True)
-class Look:
-    elapsed: float  # seconds since the analysis started
-    canary: Snapshot | None  # counts since the analysis started; None: this read failed
-    stable: Snapshot | None  # same for stable; None on a first release or when the read failed
-    canary_weight: int  # percent of traffic the canary had during the interval ending here
-    custom: Mapping[str, float | None] = field(default_factory=dict)  # custom check -> value (None: failed)
 
 
 @dataclass(frozen=True)
@@ -75,76 +66,6 @@ class Judgement:
     decision: Outcome
     reason: str
     metrics: tuple[MetricResult, ...]
-
-
-class _Counters:
-    """One server's counters at the looks it was read, cumulative with restarts undone.
-
-    ``cum`` has requests, 5xx, the histogram's total and the label counts per read. Buckets
-    are read on demand (the tests need few of them, and every call re-reads the history).
-    """
-
-    def __init__(self, reads: list[tuple[int, Snapshot]], labels: tuple[str, ...]):
-        self.index = np.array([i for i, _ in reads], dtype=int)
-        self.snaps = [s for _, s in reads]
-        reqs = [s.requests for s in self.snaps]
-        errors = [np.array([r.get(c, 0.0) for r in reqs]) for c in set().union(*reqs) if c.startswith("5")]
-        columns = [[sum(r.values()) for r in reqs], sum(errors, np.zeros(len(reqs))),
-                   [seq.histogram_total(s.latency_buckets) for s in self.snaps],
-                   *([s.predictions.get(k, 0.0) for s in self.snaps] for k in labels)]
-        raw = np.array(columns, dtype=float).reshape(_PRED + len(labels), len(reqs)).T
-        # A restarted server's counters go down: that interval's increment is the new count.
-        self.reset = np.r_[False, (np.diff(raw, axis=0) < 0).any(axis=1)] if len(raw) else np.zeros(0, bool)
-        self.cum = self._undo_resets(raw)
-
-    def _undo_resets(self, raw: np.ndarray) -> np.ndarray:
-        inc = np.diff(raw, axis=0, prepend=np.zeros((1, *raw.shape[1:])))
-        inc[self.reset] = raw[self.reset]
-        return np.asarray(np.cumsum(inc, axis=0))
-
-    def column(self, bound: float) -> np.ndarray:
-        """Cumulative count of requests no slower than ``bound``, per read."""
-        values = [s.latency_buckets.get(bound) for s in self.snaps]
-        if None in values:
-            values = [seq.bucket_count(s.latency_buckets, bound) for s in self.snaps]
-        return self._undo_resets(np.array(values, dtype=float))
-
-    def hist(self, row: int, bounds: tuple[float, ...]) -> dict[float, float]:
-        """The whole cumulative histogram at one read (restarts undone)."""
-        rows = [row, *(r - 1 for r in np.flatnonzero(self.reset[: row + 1]).tolist() if r > 0)]
-        hists = [self.snaps[r].latency_buckets for r in rows]
-        values = np.array([[seq.bucket_count(h, b) for b in bounds] for h in hists], dtype=float)
-        return dict(zip(bounds, values.sum(axis=0).tolist(), strict=True))
-
-
-@dataclass
-class _Data:
-    looks: Sequence[Look]
-    bounds: tuple[float, ...]
-    labels: tuple[str, ...]
-    canary: _Counters
-    stable: _Counters
-    joint: np.ndarray  # look indices where both sides were read
-    rc: np.ndarray  # their canary rows
-    rs: np.ndarray  # their stable rows
-
-    @classmethod
-    def of(cls, looks: Sequence[Look], first_release: bool) -> _Data:
-        reads_c = [(i, lk.canary) for i, lk in enumerate(looks) if lk.canary is not None]
-        reads_s = [] if first_release else [(i, lk.stable) for i, lk in enumerate(looks) if lk.stable is not None]
-        # A server keeps its bucket bounds; new labels can appear at any time.
-        bounds = tuple(sorted(set().union(*(r[-1][1].latency_buckets for r in (reads_c, reads_s) if r))))
-        labels = tuple(sorted(set().union(*[s.predictions for _, s in reads_c + reads_s])))
-        canary, stable = _Counters(reads_c, labels), _Counters(reads_s, labels)
-        joint = np.intersect1d(canary.index, stable.index)
-        rc, rs = np.searchsorted(canary.index, joint), np.searchsorted(stable.index, joint)
-        return cls(looks, bounds, labels, canary, stable, joint, rc, rs)
-
-
-def _trailing(flags: np.ndarray, index: np.ndarray, n_looks: int, span: int) -> list[bool]:
-    """Whether a claim stood at each of the last ``span`` looks (a failed read keeps the last verdict)."""
-    pos = np.searchsorted(index, np.arange(n_looks - span, n_looks), side="right") - 1
-    return [bool(p >= 0 and flags[p]) for p in pos.tolist()]
 
 
 def _pct(x: float) -> str:
@@ -181,7 +102,7 @@ class _Metric:
         """Claim flags (trailing looks) that a rate exceeds p0, from cumulative counts; and the last log e-value."""
         s, n = s[-self.span:], n[-self.span:]
         log_e = np.where(n >= min_n, seq.binomial_log_evalue(s, n, p0), -np.inf)
-        flags = _trailing(log_e >= seq.log_threshold(a), index[-self.span:], self.n_looks, self.span)
+        flags = trailing(log_e >= seq.log_threshold(a), index[-self.span:], self.n_looks, self.span)
         return flags, float(log_e[-1])
 
     def result(self, promote: str | None, waiting: str) -> MetricResult:
@@ -196,12 +117,12 @@ class _Metric:
         return MetricResult(self.name, outcome, waiting, self.ev, self.enforced, self.critical)
 
 
-def _error_rate(d: _Data, policy: CanaryPolicy, a_rb: float, first_release: bool, m: _Metric) -> MetricResult:
+def _error_rate(d: History, policy: CanaryPolicy, a_rb: float, first_release: bool, m: _Metric) -> MetricResult:
     chk, alpha = policy.checks.error_rate, policy.alpha
     ev = m.ev
     ev.update(alpha_rollback=a_rb, alpha_promote=alpha, e_threshold=1 / a_rb)
     if first_release:
-        n, x = d.canary.cum[:, _REQ], d.canary.cum[:, _ERR]
+        n, x = d.canary.cum[:, REQ], d.canary.cum[:, ERR]
         if not len(n):
             return m.result(None, "error rate: no canary reads yet")
         flags, log_e = m.rate_above(x, n, chk.max, d.canary.index, a_rb)
@@ -227,7 +148,7 @@ def _error_rate(d: _Data, policy: CanaryPolicy, a_rb: float, first_release: bool
     ev.update(canary_requests=nc, canary_errors=xc, stable_requests=ns, stable_errors=xs, canary_rate=pc,
               stable_rate=ps, rate_ratio=ratio if math.isfinite(ratio) else None, max_ratio=chk.max_ratio,
               e_value=_e(log_es[-1]), difference=pc - ps, margin=chk.margin, canary_weight=d.looks[-1].canary_weight)
-    flags = _trailing(log_es >= seq.log_threshold(a_rb), d.joint[-m.span:], m.n_looks, m.span)
+    flags = trailing(log_es >= seq.log_threshold(a_rb), d.joint[-m.span:], m.n_looks, m.span)
     if flags[-1]:
         lcb = ev["ratio_lower"] = seq.ratio_lower_bound(ic[:, 1], is_[:, 1], ic[:, 0], is_[:, 0], a_rb)
         times = "" if math.isinf(ratio) else f"{_X}{ratio:.1f}, "
@@ -245,12 +166,12 @@ def _error_rate(d: _Data, policy: CanaryPolicy, a_rb: float, first_release: bool
                     f"non-inferiority (margin {chk.margin * 100:.2f} points) shown" + (f", {worse}" if worse else ""))
 
 
-def _latency(d: _Data, policy: CanaryPolicy, a_lat: float, first_release: bool, m: _Metric,
+def _latency(d: History, policy: CanaryPolicy, a_lat: float, first_release: bool, m: _Metric,
              reference: Snapshot | None = None) -> MetricResult:
     """``reference``: the stable's counters from before the analysis, to fix the quantile bounds at once."""
     chk, alpha, bounds, ev = policy.checks.latency, policy.alpha, d.bounds, m.ev
     ref_total = reference.latency_buckets.get(math.inf, 0.0) if reference is not None else 0.0
-    n_all, limit = d.canary.cum[:, _HTOT], chk.max_p99_ms / 1000
+    n_all, limit = d.canary.cum[:, HTOT], chk.max_p99_ms / 1000
     if not len(n_all) or not bounds or not n_all[-1]:
         return m.result(None, "latency: no canary histogram yet")
     a = a_lat / (1 + (0 if first_release else len(chk.quantiles)))  # Bonferroni over the latency claims
@@ -277,7 +198,7 @@ def _latency(d: _Data, policy: CanaryPolicy, a_lat: float, first_release: bool, 
                         "confidence" if ok else None, f"latency: p99 {_ms(p99)} after {n_all[-1]:,.0f} canary "
                         f"requests, not yet shown within the {chk.max_p99_ms:,.0f} ms limit")
     waiting: list[str] = []
-    tc, ts = d.canary.cum[d.rc, _HTOT], d.stable.cum[d.rs, _HTOT]
+    tc, ts = d.canary.cum[d.rc, HTOT], d.stable.cum[d.rs, HTOT]
     for q in chk.quantiles:
         label, tail = f"p{100 * q:g}", max(MIN_LATENCY_SAMPLES, MIN_QUANTILE_TAIL / (1 - q))
         if ref_total >= tail:
@@ -311,7 +232,7 @@ def _latency(d: _Data, policy: CanaryPolicy, a_lat: float, first_release: bool, 
         if len(nc) > 1:  # regression: slower than the bound more often than the stable AND than 1 - q
             ratio_e = seq.ratio_log_evalue(np.diff(xc), np.diff(xs), np.diff(nc), np.diff(ns), 1.0, tail=m.span)
             share, log_share = m.rate_above(xc[1:], nc[1:], 1 - q, after, a, 1 / (1 - q))
-            ratio = _trailing(ratio_e >= seq.log_threshold(a), after[-m.span:], m.n_looks, m.span)
+            ratio = trailing(ratio_e >= seq.log_threshold(a), after[-m.span:], m.n_looks, m.span)
             qev.update(e_ratio=_e(ratio_e[-1]), e_share=_e(log_share), e_threshold=1 / a)
             if ratio[-1] and share[-1]:
                 low = float(seq.binomial_bound(s_c, n_c, a, upper=False))
@@ -338,9 +259,9 @@ def _mix(counts: np.ndarray, labels: tuple[str, ...]) -> str:
     return ", ".join(f"{k}: {_pct(v / counts.sum())}" for k, v in top)
 
 
-def _predictions(d: _Data, policy: CanaryPolicy, a_rb: float, m: _Metric) -> MetricResult:
+def _predictions(d: History, policy: CanaryPolicy, a_rb: float, m: _Metric) -> MetricResult:
     chk, ev = policy.checks.predictions, m.ev
-    pc, ps = d.canary.cum[d.rc, _PRED:], d.stable.cum[d.rs, _PRED:]
+    pc, ps = d.canary.cum[d.rc, PRED:], d.stable.cum[d.rs, PRED:]
     if not len(d.joint) or not d.labels:
         return m.result(None, "prediction mix: no predictions from both sides yet")
     used = (pc[-1] + ps[-1]) > 0
@@ -360,7 +281,7 @@ def _predictions(d: _Data, policy: CanaryPolicy, a_rb: float, m: _Metric) -> Met
         lows = seq.js_bounds(pc[rows], ps[rows], a_rb)[1]
         shown = (lows > chk.max_divergence) & (np.minimum(nc[rows], ns[rows]) >= chk.min_predictions)
         low = ev["divergence_lower"] = float(lows[-1])
-        m.claim(_trailing(shown, d.joint[rows], m.n_looks, m.span),
+        m.claim(trailing(shown, d.joint[rows], m.n_looks, m.span),
                 f"prediction mix: Jensen-Shannon divergence {est:.3f} between canary ({_mix(pc[-1], labels)}) and "
                 f"stable ({_mix(ps[-1], labels)}), at least {low:.3f} > {chk.max_divergence:g} allowed at "
                 f"{_conf(a_rb)} confidence (anytime-valid) after {nc[-1]:,.0f} canary predictions")
@@ -424,8 +345,8 @@ def judge(looks: Sequence[Look], policy: CanaryPolicy, *, first_release: bool, f
     results: list[MetricResult] = []
     served = 0.0
     if looks:
-        d = _Data.of(looks, first_release)
-        served = float(d.canary.cum[-1, _REQ]) if len(d.canary.cum) else 0.0
+        d = History.of(looks, first_release)
+        served = float(d.canary.cum[-1, REQ]) if len(d.canary.cum) else 0.0
         results.append(_error_rate(d, policy, alpha_of["error_rate"], first_release, metric("error_rate")))
         results.append(_latency(d, policy, alpha_of["latency"], first_release, metric("latency"), reference))
         results.append(MetricResult("predictions", "promote", "prediction mix: first release, no stable predictions "
