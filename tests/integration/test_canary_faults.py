@@ -153,6 +153,22 @@ def test_healthy_canary_walks_every_step_and_is_promoted_without_a_lost_request(
     assert set(stats["versions"]) == {"1", "2"}
 
 
+def test_deploy_then_rollback_loses_no_request(rollout):
+    """deploy -> rollback while users send traffic: every request answered 200, no connection reset."""
+    rollout.release_champion("1")
+    with rollout.users() as users:
+        rollout.deploy("2")
+        _wait(lambda: users.stats.as_dict()["versions"].get("2", 0) >= 20)  # the canary really serves
+        code, result, log = rollout.stage("rollback", reason="changed our mind")
+        assert code == 0, log
+        assert result is not None
+        assert (result.outputs["champion-version"], result.outputs["rolled-back-version"]) == ("1", "2")
+        assert rollout.answering() == {"1": 30}
+    stats = users.stats.as_dict()
+    assert stats["codes"] == {"200": stats["sent"]} and stats["connection_errors"] == 0, stats
+    assert rollout.registry().version("2").tags["mlci.rollback.reason"] == "changed our mind"
+
+
 def test_canary_process_dies_mid_analysis(rollout):
     rollout.release_champion("1")
     with rollout.users() as users:
