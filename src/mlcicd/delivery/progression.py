@@ -152,6 +152,10 @@ class CanaryAnalysis:
         judgement: Judgement | None = None
         t0 = now - started_at  # elapsed budget already spent before this process
         begin = self.clock()
+        # Baselines now, so the first interval's traffic counts too.
+        self.reader.since_start(state.canary)
+        self.reader.since_start(state.stable)
+        served = 0.0  # canary requests since the analysis began, at the latest successful read
         while True:
             weight = weights[index]
             if not first_release:
@@ -162,7 +166,7 @@ class CanaryAnalysis:
             self._tag(version, {CHECKPOINT_TAG: json.dumps({"started_at": started_at, "step": index,
                                                             "weight": weight, "backend": state.canary.url})})
             self.log(f"step {index + 1}/{len(weights)}: canary at {weight}%")
-            step_base: float | None = None
+            step_base = served
             while True:
                 self.sleep(self.policy.interval)
                 elapsed = t0 + self.clock() - begin
@@ -173,8 +177,8 @@ class CanaryAnalysis:
                             custom=self._custom(current.canary))
                 looks.append(look)
                 if canary is not None:
-                    step_base = canary.total if step_base is None else step_base
-                    step.canary_requests = canary.total - step_base
+                    served = canary.total
+                    step.canary_requests = served - step_base
                 limit = self.policy.step_duration
                 final = elapsed >= self.policy.duration or (limit is not None and elapsed - step.started >= limit)
                 judgement = judge(looks, self.policy, first_release=first_release, final=final,
