@@ -43,7 +43,6 @@ class StepRecord:
 
 @dataclass
 class Analysis:
-    decision: str  # promote, rollback or inconclusive
     judgement: Judgement
     steps: list[StepRecord]
     looks: list[Look]
@@ -52,6 +51,11 @@ class Analysis:
     # Seconds from the rollback decision until the router sent nothing more to the canary.
     traffic_off_seconds: float | None = None
     timeline: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def decision(self) -> str:
+        """promote, rollback or inconclusive: the last judgement's."""
+        return self.judgement.decision
 
 
 def resume_step(weights: list[int], current: int) -> int:
@@ -112,15 +116,19 @@ class CanaryAnalysis:
         self.reader = Reader(source, log)
 
     # -- the registry checkpoint (best effort: the analysis never depends on the registry) --
-    def _checkpoint(self, canary: Backend) -> dict[str, Any]:
-        """This canary server's analysis checkpoint; empty for a new server (a fresh deploy)."""
+    def _version_tags(self, version: str) -> dict[str, str]:
         try:
-            raw = self.registry.version(canary.release.version).tags.get(CHECKPOINT_TAG)
-            found = dict(json.loads(raw)) if raw else {}
+            return dict(self.registry.version(version).tags)
         except Exception as exc:  # best effort: a registry outage must not stop the analysis
-            self.log(f"warning: could not read the analysis checkpoint of v{canary.release.version}: {exc}")
+            self.log(f"warning: could not read the analysis checkpoint of v{version}: {exc}")
             return {}
-        return found if found.get("backend") == canary.url else {}
+
+    @staticmethod
+    def _json_tag(tags: dict[str, str], key: str) -> dict[str, Any]:
+        try:
+            return dict(json.loads(tags.get(key) or "{}"))
+        except ValueError:
+            return {}
 
     def _tag(self, version: str, tags: dict[str, Any]) -> None:
         try:
@@ -134,12 +142,16 @@ class CanaryAnalysis:
         version = state.canary.release.version
         first_release = state.stable is None
         weights = [100] if first_release else self.policy.weights()
-        checkpoint = self._checkpoint(state.canary)
+        tags = self._version_tags(version)
+        checkpoint = self._json_tag(tags, CHECKPOINT_TAG)
+        if checkpoint.get("backend") != state.canary.url:
+            checkpoint = {}  # another canary server's: this one is a fresh deploy
         now = self.clock()
         started_at = float(checkpoint["started_at"]) if checkpoint.get("started_at") else now
         resumed = None
         if not first_release and state.canary_weight == 0:
-            return self._out_of_traffic(state, checkpoint, now - started_at)
+            earlier = self._json_tag(tags, DECISION_TAG).get("reason")
+            return self._out_of_traffic(state, checkpoint, earlier, now - started_at)
         index = 0
         if checkpoint and not first_release:
             index = resume_step(weights, state.canary_weight)
@@ -150,8 +162,6 @@ class CanaryAnalysis:
         steps: list[StepRecord] = []
         timeline: list[dict[str, Any]] = []
         judgement: Judgement | None = None
-        t0 = now - started_at  # elapsed budget already spent before this process
-        begin = self.clock()
         # Baselines now, so the first interval's traffic counts too.
         self.reader.since_start(state.canary)
         self.reader.since_start(state.stable)
@@ -160,7 +170,7 @@ class CanaryAnalysis:
             weight = weights[index]
             if not first_release:
                 self.target.set_canary_weight(weight)
-            elapsed = t0 + self.clock() - begin
+            elapsed = self.clock() - started_at  # includes time spent before a crash
             step = StepRecord(index, weight, elapsed)
             steps.append(step)
             self._tag(version, {CHECKPOINT_TAG: json.dumps({"started_at": started_at, "step": index,
@@ -169,7 +179,7 @@ class CanaryAnalysis:
             step_base = served
             while True:
                 self.sleep(self.policy.interval)
-                elapsed = t0 + self.clock() - begin
+                elapsed = self.clock() - started_at  # includes time spent before a crash
                 current = self.target.state()
                 canary = self.reader.since_start(current.canary)
                 stable = None if first_release else self.reader.since_start(current.stable)
@@ -199,7 +209,7 @@ class CanaryAnalysis:
                 index += 1
                 continue
             break
-        analysis = Analysis(judgement.decision, judgement, steps, looks, elapsed, resumed, timeline=timeline)
+        analysis = Analysis(judgement, steps, looks, elapsed, resumed, timeline=timeline)
         if judgement.decision == "rollback" and not first_release:
             # Protect users now; the rollback stage stops the canary and records why.
             off = self.clock()
@@ -219,21 +229,18 @@ class CanaryAnalysis:
                 values[check.name] = None
         return values
 
-    def _out_of_traffic(self, state: TargetState, checkpoint: dict[str, Any], elapsed: float) -> Analysis:
+    @staticmethod
+    def _out_of_traffic(state: TargetState, checkpoint: dict[str, Any], earlier: str | None,
+                        elapsed: float) -> Analysis:
         """A canary at 0% was taken out by an earlier analysis (or by hand): never send it traffic again."""
         assert state.canary is not None
-        version = state.canary.release.version
-        reason = (f"canary v{version} receives no traffic: an earlier analysis took it out of traffic "
-                  "(re-run deploy-canary to try it again)")
-        try:
-            earlier = json.loads(self.registry.version(version).tags.get(DECISION_TAG) or "{}")
-        except Exception:  # best effort: the earlier reason is only a detail
-            earlier = {}
-        if earlier.get("reason"):
-            reason += f"; it had decided: {earlier['reason']}"
+        reason = (f"canary v{state.canary.release.version} receives no traffic: an earlier analysis took it out "
+                  "of traffic (re-run deploy-canary to try it again)")
+        if earlier:
+            reason += f"; it had decided: {earlier}"
         result = MetricResult("canary_traffic", "rollback", reason, {"canary_weight": 0, **checkpoint},
                               critical=True)
-        return Analysis("rollback", Judgement("rollback", reason, (result,)), [], [], elapsed)
+        return Analysis(Judgement("rollback", reason, (result,)), [], [], elapsed)
 
 
 def _timeline_entry(look: Look, judgement: Judgement, step: int) -> dict[str, Any]:
