@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 import yaml
+from consumer import answering_versions
 from runners import require
 
 from mlcicd.ci.local import LocalAdapter
@@ -91,16 +92,7 @@ class Rollout:
         assert result is not None and result.outputs["canary-version"] == version
 
     def answering(self, n: int = 30) -> dict[str, int]:
-        import requests
-
-        seen: dict[str, int] = {}
-        with requests.Session() as session:
-            for row in self.rows[:n]:
-                r = session.post(f"http://127.0.0.1:{self.port}/invocations", json={"dataframe_records": [row]},
-                                 timeout=5)
-                assert r.status_code == 200, r.text
-                seen[r.headers["X-Model-Version"]] = seen.get(r.headers["X-Model-Version"], 0) + 1
-        return seen
+        return answering_versions(f"http://127.0.0.1:{self.port}", self.rows[:n])
 
 
 @pytest.fixture

@@ -48,6 +48,20 @@ def export_tree(dst: Path) -> Path:
     return dst
 
 
+def answering_versions(endpoint: str, rows: list[dict[str, Any]]) -> dict[str, int]:
+    """One request per row through ``endpoint``: how many each model version answered (all must be 200)."""
+    import requests
+
+    seen: dict[str, int] = {}
+    with requests.Session() as session:
+        for row in rows:
+            r = session.post(endpoint + "/invocations", json={"dataframe_records": [row]}, timeout=5)
+            assert r.status_code == 200, r.text
+            version = r.headers.get("X-Model-Version", "?")
+            seen[version] = seen.get(version, 0) + 1
+    return seen
+
+
 @dataclass
 class Consumer:
     root: Path
@@ -108,17 +122,8 @@ class Consumer:
 
     def answering_versions(self, n: int = 40) -> dict[str, int]:
         """Which model versions answer complete rows through the router right now."""
-        import requests
-
-        rows = read_rows(self.root / "data" / "eval.csv", drop=("default",), limit=n)
-        seen: dict[str, int] = {}
-        with requests.Session() as session:
-            for row in rows:
-                r = session.post(self.endpoint + "/invocations", json={"dataframe_records": [row]}, timeout=5)
-                assert r.status_code == 200, r.text
-                version = r.headers.get("X-Model-Version", "?")
-                seen[version] = seen.get(version, 0) + 1
-        return seen
+        return answering_versions(self.endpoint, read_rows(self.root / "data" / "eval.csv", drop=("default",),
+                                                           limit=n))
 
     def stop_deployment(self) -> None:
         """Stop the router and model servers the pipelines left serving (a deploy keeps them up)."""
