@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aws_rig import moto_fixture
 from mlflow_globals import mlflow_uri
 from mlflow_server import mlflow_server  # noqa: F401 - fixture shared by every integration test
 
@@ -25,6 +26,7 @@ from mlcicd.delivery.targets.base import Release
 from mlcicd.delivery.targets.processes import free_port, pid_alive
 from mlcicd.registry import ModelVersion, Registry
 
+moto = moto_fixture()  # one moto server (AWS stand-in) for the session
 MODEL_NAME = "mlci-it-model"
 FEATURES = ["f0", "f1", "f2", "f3"]
 

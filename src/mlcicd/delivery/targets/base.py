@@ -11,7 +11,8 @@ success, or after a crash half-way through, converges on the same state.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Literal, Protocol, runtime_checkable
 
 Slot = Literal["stable", "canary"]
@@ -32,9 +33,12 @@ class Release:
 class Backend:
     slot: Slot
     release: Release
-    # Where the server answers directly (for /metrics, /health), bypassing the router.
+    # Where the server answers directly (for /metrics, /health), bypassing the router; for remote
+    # targets an identifier of this deployment of the slot (a new deploy gets a new one).
     url: str
     healthy: bool
+    # What metric sources need to find this backend's series (e.g. CloudWatch dimensions).
+    labels: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -44,6 +48,8 @@ class TargetState:
     canary: Backend | None
     # Percent of requests the router sends to the canary slot (0..100).
     canary_weight: int
+    # Why the router's split is not one ml-cicd set (somebody changed it), or None.
+    drift: str | None = None
 
     def backend(self, slot: Slot) -> Backend | None:
         return self.stable if slot == "stable" else self.canary

@@ -1,0 +1,104 @@
+"""boto3 clients and AWS errors that teach.
+
+Credentials come from boto3's standard chain, never from stage inputs: on GitHub Actions
+``aws-actions/configure-aws-credentials`` (OIDC) exports them, on GitLab CI an ``id_tokens``
+JWT written to ``AWS_WEB_IDENTITY_TOKEN_FILE`` together with ``AWS_ROLE_ARN`` lets boto3
+assume the role itself. ``AWS_ENDPOINT_URL`` (and the per-service ``AWS_ENDPOINT_URL_<SERVICE>``)
+are honoured by boto3, which is how the tests point everything at moto's server.
+
+boto3 is imported lazily: only stages that talk to AWS pay for it (``pip install 'ml-cicd[aws]'``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from typing import Any
+
+from mlcicd.errors import MlciError, ToolMissingError, UsageError
+
+# Errors whose cause is the caller's permissions or configuration, not AWS being down.
+_DENIED = {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "UnrecognizedClientException",
+           "InvalidClientTokenId", "ExpiredToken", "ExpiredTokenException", "AuthFailure"}
+_THROTTLED = {"Throttling", "ThrottlingException", "TooManyRequestsException", "RequestLimitExceeded"}
+
+OIDC_FIX = ("give the job AWS credentials without stored keys: on GitHub Actions grant `id-token: write` and run "
+            "aws-actions/configure-aws-credentials with `role-to-assume: ${{ vars.AWS_ROLE_ARN }}` before this step; "
+            "on GitLab CI add `id_tokens: {AWS_ID_TOKEN: {aud: sts.amazonaws.com}}` and set AWS_ROLE_ARN (see the "
+            "README's OIDC section)")
+
+
+class AwsUnavailable(MlciError):
+    """AWS could not be reached or kept throttling; re-running the stage is safe."""
+
+
+def client(service: str, region: str | None = None) -> Any:
+    """A boto3 client with retries suited to CI jobs (adaptive, a few attempts, short timeouts)."""
+    try:
+        import boto3
+        from botocore.config import Config as BotoConfig
+    except ImportError as exc:  # pragma: no cover - depends on the install
+        raise ToolMissingError("boto3 is not installed", where=f"AWS service {service}",
+                               fix="pip install 'ml-cicd[aws]'") from exc
+    region = region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+    if not region:
+        raise UsageError("no AWS region given", where="mlci.yaml: deploy.ecs.region",
+                         fix="set `region: eu-west-1` (or the AWS_REGION environment variable)")
+    cfg = BotoConfig(retries={"max_attempts": 6, "mode": "adaptive"}, connect_timeout=5, read_timeout=30)
+    return boto3.client(service, region_name=region, config=cfg)
+
+
+def error_code(exc: BaseException) -> str:
+    response = getattr(exc, "response", None) or {}
+    return str(response.get("Error", {}).get("Code", ""))
+
+
+@contextlib.contextmanager
+def translated(action: str, where: str) -> Iterator[None]:
+    """Turn botocore's errors into ones that say what failed and how to fix it.
+
+    ``action`` is the IAM action (``ecs:UpdateService``), named in the fix so a missing
+    permission is one policy line away; ``where`` is the config key or resource concerned.
+    """
+    try:
+        from botocore.exceptions import (
+            ClientError,
+            EndpointConnectionError,
+            NoCredentialsError,
+            NoRegionError,
+            PartialCredentialsError,
+        )
+    except ImportError:  # pragma: no cover - boto3 missing is reported by client()
+        yield
+        return
+    try:
+        yield
+    except (NoCredentialsError, PartialCredentialsError) as exc:
+        raise UsageError(f"no AWS credentials for {action}: {exc}", where=where, fix=OIDC_FIX) from exc
+    except NoRegionError as exc:
+        raise UsageError("no AWS region given", where=where, fix="set deploy.ecs.region or AWS_REGION") from exc
+    except EndpointConnectionError as exc:
+        raise AwsUnavailable(f"{action}: AWS is unreachable ({exc}); re-run the stage once it is back") from exc
+    except ClientError as exc:
+        code = error_code(exc)
+        message = exc.response.get("Error", {}).get("Message", str(exc))
+        if code in _DENIED:
+            raise UsageError(f"AWS denied {action}: {message}", where=where,
+                             fix=f"allow `{action}` for the job's role (the README lists the least-privilege "
+                             "IAM policy), or check that the job assumed the role you expect") from exc
+        if code in _THROTTLED:
+            raise AwsUnavailable(f"{action}: AWS kept throttling ({message}); re-running the stage is safe") from exc
+        raise
+
+
+def arn_suffix(arn: str, marker: str) -> str:
+    """CloudWatch's dimension value for an ELB resource: the ARN from ``marker`` on.
+
+    ``...:loadbalancer/app/my-alb/50dc6c495c0c9188`` -> ``app/my-alb/50dc6c495c0c9188`` (marker
+    ``loadbalancer/``); ``...:targetgroup/tg/73e2d6bc24d8a067`` -> ``targetgroup/tg/73e2d6bc24d8a067``.
+    """
+    _, sep, tail = arn.partition(marker)
+    if not sep:
+        raise ValueError(f"{arn!r} has no {marker!r}")
+    return tail if marker.endswith("loadbalancer/") else marker + tail

@@ -1,0 +1,251 @@
+"""Read a backend's live metrics from CloudWatch: what the ALB publishes per target group, and
+the prediction mix the model server publishes in CloudWatch's embedded metric format (EMF).
+
+Per target group (namespace ``AWS/ApplicationELB``, dimensions ``TargetGroup`` and
+``LoadBalancer``, which the ``ecs`` target puts on each backend's labels):
+
+* ``RequestCount`` and ``HTTPCode_Target_5XX_Count`` (Sum): requests and 5xx answers;
+* ``TargetResponseTime``: ``SampleCount`` and the percentile rank ``PR(:b)`` at each latency
+  bucket bound ``b`` give the exact number of requests no slower than ``b`` in each period, the
+  cumulative histogram the judge's latency tests count on (p50/p90/p99 alone could not say how
+  many requests were slower than a bound). p50/p90/p99 are read for the report.
+
+Predictions: ``Predictions`` (Sum) in ``namespace`` with dimensions ``ModelName``,
+``ModelVersion`` and ``Label``. The server writes them as EMF log lines; with the awslogs
+driver CloudWatch Logs extracts them, so the task needs no ``cloudwatch:PutMetricData``
+permission, no API call sits on the request path, and a throttled API cannot slow serving.
+
+Granularity: ALB metrics come in 60-second periods, usually 1-2 minutes late. A read sums
+only *complete* periods older than ``delay``, from ``lookback`` before the source was created
+(so the stable's earlier traffic is the judge's reference); the counters therefore move once
+per period, and an ``interval`` shorter than ``period`` only re-reads the same numbers. A
+failed call raises :class:`MeasurementError` (the judge counts it; never a pass); a period
+without datapoints is a period without requests, as the ALB publishes no zeros.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from mlcicd.delivery.metrics.base import MeasurementError, Snapshot
+from mlcicd.delivery.targets.base import Backend, TargetState
+from mlcicd.errors import ConfigError, UsageError
+
+ALB_NAMESPACE = "AWS/ApplicationELB"
+# Latency bucket bounds (seconds) the histogram is read at: the model server's grid.
+BOUNDS = (0.001, 0.0015, 0.002, 0.0025, 0.003, 0.004, 0.005, 0.006, 0.008, 0.01, 0.0125, 0.015, 0.02,
+          0.025, 0.03, 0.04, 0.05, 0.06, 0.08, 0.1, 0.125, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.6, 0.8,
+          1.0, 1.5, 2.0, 3.0, 5.0, 10.0)
+_MAX_QUERIES = 500  # GetMetricData's limit per call
+
+
+@dataclass
+class CloudWatchConfig:
+    region: str | None = None
+    # Seconds per datapoint: 60 for ALB metrics; 1, 5, 10 or 30 only for high-resolution metrics.
+    period: int = 60
+    # Seconds CloudWatch may still be filling a period (ALB metrics arrive 1-2 minutes late).
+    delay: float = 120.0
+    # How much of the stable's earlier traffic to read as the judge's reference.
+    lookback: float = 3600.0
+    # Where the model server's EMF prediction metrics land.
+    namespace: str = "mlci/Serving"
+
+    def validate(self, where: str = "mlci.yaml: deploy.canary.sources.cloudwatch") -> None:
+        if self.period not in (1, 5, 10, 30) and (self.period < 60 or self.period % 60):
+            raise ConfigError(f"period {self.period} is not a CloudWatch period", where=f"{where}.period",
+                              fix="use 60 (or a multiple of 60) for ALB metrics; 1, 5, 10 or 30 only for "
+                              "high-resolution metrics")
+        if self.delay < 0 or self.lookback < 0:
+            raise ConfigError("delay and lookback must not be negative", where=where,
+                              fix="e.g. `delay: 120`, `lookback: 3600`")
+        if not self.namespace or self.namespace.startswith("AWS/"):
+            raise ConfigError(f"{self.namespace!r} cannot hold the server's metrics", where=f"{where}.namespace",
+                              fix="use your own namespace, e.g. `namespace: mlci/Serving` (AWS/ is reserved)")
+
+
+class CloudWatchSource:
+    name = "cloudwatch"
+
+    def __init__(self, cfg: CloudWatchConfig, *, where: str = "mlci.yaml: deploy.canary.sources.cloudwatch",
+                 now: Callable[[], float] = time.time) -> None:
+        cfg.validate(where)
+        self.cfg, self.where, self.now = cfg, where, now
+        self.origin = self._floor(now() - cfg.lookback)
+        self._client: Any = None
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            from mlcicd.aws import client
+
+            self._client = client("cloudwatch", self.cfg.region)
+        return self._client
+
+    def _floor(self, t: float) -> float:
+        return t - t % self.cfg.period
+
+    def _window(self) -> tuple[datetime, datetime] | None:
+        end = self._floor(self.now() - self.cfg.delay)
+        if end <= self.origin:
+            return None
+        return datetime.fromtimestamp(self.origin, UTC), datetime.fromtimestamp(end, UTC)
+
+    @staticmethod
+    def _dimensions(backend: Backend) -> list[dict[str, str]]:
+        tg, lb = backend.labels.get("TargetGroup"), backend.labels.get("LoadBalancer")
+        if not tg or not lb:
+            raise MeasurementError(f"{backend.slot} v{backend.release.version}: the deploy target gives no "
+                                   "TargetGroup/LoadBalancer dimensions (the cloudwatch source reads ALB metrics; "
+                                   "use it with the ecs target)")
+        return [{"Name": "TargetGroup", "Value": tg}, {"Name": "LoadBalancer", "Value": lb}]
+
+    def _query(self, queries: list[dict[str, Any]], window: tuple[datetime, datetime]) -> dict[str, list[Any]]:
+        """Id -> [(timestamp, value), ...] for every query, through as many calls as the limit needs."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        found: dict[str, list[Any]] = {}
+        for i in range(0, len(queries), _MAX_QUERIES):
+            token: str | None = None
+            while True:
+                kwargs: dict[str, Any] = {"MetricDataQueries": queries[i:i + _MAX_QUERIES],
+                                          "StartTime": window[0], "EndTime": window[1]}
+                if token:
+                    kwargs["NextToken"] = token
+                try:
+                    page = self.client.get_metric_data(**kwargs)
+                except (ClientError, BotoCoreError) as exc:
+                    raise MeasurementError(f"CloudWatch GetMetricData failed: {exc}") from exc
+                for result in page.get("MetricDataResults", []):
+                    found.setdefault(result["Id"], []).extend(
+                        zip(result.get("Timestamps", []), result.get("Values", []), strict=False))
+                token = page.get("NextToken")
+                if not token:
+                    break
+        return found
+
+    def _stat(self, qid: str, name: str, dims: list[dict[str, str]], stat: str,
+              namespace: str = ALB_NAMESPACE) -> dict[str, Any]:
+        return {"Id": qid, "ReturnData": True, "MetricStat": {
+            "Metric": {"Namespace": namespace, "MetricName": name, "Dimensions": dims},
+            "Period": self.cfg.period, "Stat": stat}}
+
+    def read(self, backend: Backend) -> Snapshot:
+        dims = self._dimensions(backend)
+        window = self._window()
+        if window is None:
+            return Snapshot()
+        queries = [self._stat("req", "RequestCount", dims, "Sum"),
+                   self._stat("err", "HTTPCode_Target_5XX_Count", dims, "Sum"),
+                   self._stat("n", "TargetResponseTime", dims, "SampleCount")]
+        queries += [self._stat(f"b{i}", "TargetResponseTime", dims, f"PR(:{b:g})") for i, b in enumerate(BOUNDS)]
+        labels = self._labels(backend)
+        model = [{"Name": "ModelName", "Value": backend.release.model_name},
+                 {"Name": "ModelVersion", "Value": backend.release.version}]
+        queries += [self._stat(f"p{i}", "Predictions", [*model, {"Name": "Label", "Value": label}], "Sum",
+                               self.cfg.namespace) for i, label in enumerate(labels)]
+        found = self._query(queries, window)
+
+        def total(qid: str) -> float:
+            return float(sum(v for _, v in found.get(qid, [])))
+
+        requests, errors = total("req"), total("err")
+        samples = {ts: v for ts, v in found.get("n", [])}
+        buckets: dict[float, float] = {}
+        for i, bound in enumerate(BOUNDS):
+            # Requests no slower than the bound: each period's percentile rank times its sample count.
+            buckets[bound] = float(sum(samples.get(ts, 0.0) * pr / 100 for ts, pr in found.get(f"b{i}", [])))
+        buckets[math.inf] = float(sum(samples.values()))
+        predictions = {label: total(f"p{i}") for i, label in enumerate(labels)}
+        return Snapshot({"200": max(requests - errors, 0.0), "500": errors} if requests else {}, buckets, predictions)
+
+    def _labels(self, backend: Backend) -> list[str]:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        dims = [{"Name": "ModelName", "Value": backend.release.model_name},
+                {"Name": "ModelVersion", "Value": backend.release.version}]
+        labels: set[str] = set()
+        token: str | None = None
+        while True:
+            kwargs: dict[str, Any] = {"Namespace": self.cfg.namespace, "MetricName": "Predictions", "Dimensions": dims}
+            if token:
+                kwargs["NextToken"] = token
+            try:
+                page = self.client.list_metrics(**kwargs)
+            except (ClientError, BotoCoreError) as exc:
+                raise MeasurementError(f"CloudWatch ListMetrics failed: {exc}") from exc
+            for metric in page.get("Metrics", []):
+                labels.update(d["Value"] for d in metric.get("Dimensions", []) if d["Name"] == "Label")
+            token = page.get("NextToken")
+            if not token:
+                return sorted(labels)
+
+    def value(self, query: str, backend: Backend) -> float:
+        """A custom check: ``<MetricName>:<Stat>`` of the backend's target group, summed over the last period.
+
+        E.g. ``TargetConnectionErrorCount:Sum`` or ``TargetResponseTime:p99``, in AWS/ApplicationELB.
+        """
+        name, _, stat = query.partition(":")
+        if not name or not stat:
+            raise UsageError(f"custom check query {query!r} is not <MetricName>:<Stat>",
+                             where="mlci.yaml: deploy.canary.checks.custom[].query (source: cloudwatch)",
+                             fix="e.g. `query: TargetConnectionErrorCount:Sum` (AWS/ApplicationELB, this backend's "
+                             "target group)")
+        end = self._floor(self.now() - self.cfg.delay)
+        window = (datetime.fromtimestamp(end - self.cfg.period, UTC), datetime.fromtimestamp(end, UTC))
+        found = self._query([self._stat("v", name, self._dimensions(backend), stat)], window).get("v", [])
+        if not found:
+            raise MeasurementError(f"no {query} datapoint for {backend.slot} in the last complete period")
+        return float(found[-1][1])
+
+    def check(self, state: TargetState) -> list[str]:
+        """Before any traffic moves: can we read the metrics the analysis will need? Notes for the report.
+
+        Raises UsageError (exit 2, naming the key) for a wrong dimension, namespace or permission.
+        """
+        from botocore.exceptions import ClientError
+
+        notes: list[str] = []
+        end = datetime.now(UTC)
+        for backend in (state.stable, state.canary):
+            if backend is None:
+                continue
+            try:
+                dims = self._dimensions(backend)
+            except MeasurementError as exc:
+                raise UsageError(str(exc), where=f"{self.where} / deploy.target",
+                                 fix="use source cloudwatch with target ecs, or choose another metric source") from exc
+            try:
+                found = self._query([self._stat("req", "RequestCount", dims, "Sum"),
+                                     self._stat("p", "TargetResponseTime", dims, "p99")],
+                                    (end - timedelta(seconds=max(self.cfg.lookback, 600)), end))
+            except MeasurementError as exc:
+                cause = exc.__cause__
+                if isinstance(cause, ClientError):
+                    from mlcicd.aws import error_code
+
+                    if error_code(cause).startswith(("AccessDenied", "Unauthorized")):
+                        raise UsageError(f"CloudWatch denied GetMetricData: {cause}", where=self.where,
+                                         fix="allow `cloudwatch:GetMetricData` and `cloudwatch:ListMetrics` for the "
+                                         "job's role (see the README's IAM policy)") from exc
+                raise UsageError(str(exc), where=self.where, fix="check the region and the job's AWS access") from exc
+            served = sum(v for _, v in found.get("req", []))
+            if backend.slot == "stable" and served > 0:
+                p99 = [v for _, v in found.get("p", [])]
+                notes.append(f"stable: {served:,.0f} requests in the last {max(self.cfg.lookback, 600) / 60:.0f} min"
+                             + (f", p99 {1000 * max(p99):,.0f} ms" if p99 else ""))
+                if not self._labels(backend):
+                    raise UsageError(
+                        f"the stable v{backend.release.version} served {served:,.0f} requests but published no "
+                        f"prediction metrics in namespace {self.cfg.namespace!r}",
+                        where=f"{self.where}.namespace",
+                        fix="set the namespace the model server writes to (its MLCI_EMF_NAMESPACE), and run the task "
+                        "with the awslogs log driver (deploy.ecs.log_group) so CloudWatch extracts them")
+            elif backend.slot == "stable":
+                notes.append(f"stable: no requests in the last {max(self.cfg.lookback, 600) / 60:.0f} min yet")
+        return notes
