@@ -18,6 +18,7 @@ from typing import Any, Literal
 
 import yaml
 
+from mlcicd import plugins
 from mlcicd.errors import ConfigError
 
 DEFAULT_CONFIG = "mlci.yaml"
@@ -128,12 +129,6 @@ class ImageConfig:
     install: str = "pip install --no-cache-dir 'ml-cicd[serve]'"
 
 
-@dataclass
-class LocalTargetConfig:
-    port: int = 8080
-    state_dir: str = ".mlci/local"
-
-
 CheckMode = Literal["enforce", "observe"]
 
 
@@ -203,14 +198,6 @@ class CanaryChecks:
 
 
 @dataclass
-class PrometheusConfig:
-    url: str = "http://127.0.0.1:9090"
-    # PromQL label selector that picks one backend's series; {address} is its host:port.
-    selector: str = 'instance="{address}"'
-    timeout: float = 5.0
-
-
-@dataclass
 class CanaryPolicy:
     # Percent of traffic the canary starts with (the first step when `steps` is empty).
     weight: int = 10
@@ -230,9 +217,11 @@ class CanaryPolicy:
     # Consecutive looks a non-critical check must fail before it rolls the canary back.
     failure_limit: int = 3
     on_inconclusive: Literal["rollback", "hold"] = "rollback"
-    # Where live metrics come from: the servers' /metrics pages, or a Prometheus server.
-    source: Literal["scrape", "prometheus"] = "scrape"
-    prometheus: PrometheusConfig = field(default_factory=PrometheusConfig)
+    # Where live metrics come from: an installed metric-source plugin (built in: scrape, the
+    # servers' /metrics pages; prometheus, a Prometheus server).
+    source: str = "scrape"
+    # Each source's own settings, `sources.<name>: {...}`, built by the plugin's settings type.
+    sources: dict[str, Any] = field(default_factory=dict)
     checks: CanaryChecks = field(default_factory=CanaryChecks)
 
     @property
@@ -246,9 +235,12 @@ class CanaryPolicy:
 
 @dataclass
 class DeployConfig:
+    # An installed deploy-target plugin (built in: local).
     target: str = "local"
-    local: LocalTargetConfig = field(default_factory=LocalTargetConfig)
     canary: CanaryPolicy = field(default_factory=CanaryPolicy)
+    # Each target's own settings, `deploy.<name>: {...}` (every other key under deploy), built
+    # by the plugin's settings type.
+    targets: dict[str, Any] = field(default_factory=dict, metadata={"rest": True})
 
 
 @dataclass
@@ -277,15 +269,41 @@ class Config:
         return self.root / ".mlci"
 
     def tracking_uri(self) -> str:
-        """SQLite URIs from the file are relative to the project root, not the cwd."""
-        return absolutize_sqlite_uri(self.mlflow.tracking_uri, self.root)
+        """The tracking URI to connect to (see :func:`store_uri`)."""
+        return store_uri(self.mlflow.tracking_uri, self.root)
+
+    def plugin_settings(self, kind: plugins.Kind, name: str) -> Any:
+        """Plugin ``name``'s settings: its section as built when the file was loaded, or, with no
+        section, the settings type's defaults (a ConfigError names any key that has none)."""
+        attr, _ = SECTIONS[kind]
+        sections = lookup(self, attr)
+        if name not in sections:
+            plugins.load(kind, name)  # picked by an input: PluginError names the installed ones
+            sections[name] = _plugin_section(kind, name, {}, str(self.source or DEFAULT_CONFIG))
+        return sections[name]
 
 
-def absolutize_sqlite_uri(uri: str, root: Path) -> str:
+def store_uri(uri: str, root: Path) -> str:
+    """An MLflow store URI as a process anywhere can use it: the one place a relative SQLite
+    path (``sqlite:///.mlci/mlflow.db``) is anchored at the project root, not the cwd."""
     prefix = "sqlite:///"
     if uri.startswith(prefix) and not uri.startswith(prefix + "/"):
         return prefix + str((root / uri[len(prefix):]).resolve())
     return uri
+
+
+# Where each kind of plugin keeps its sections: the Config attribute, and the key users write.
+SECTIONS: dict[plugins.Kind, tuple[str, str]] = {
+    plugins.TARGETS: ("deploy.targets", "deploy.{name}"),
+    plugins.METRICS: ("deploy.canary.sources", "deploy.canary.sources.{name}"),
+}
+# Keys that moved: old dotted key -> where it lives now.
+MOVED = {"deploy.canary.prometheus": "deploy.canary.sources.prometheus"}
+
+
+def section_key(kind: plugins.Kind, name: str) -> str:
+    """The mlci.yaml key of plugin ``name``'s section, e.g. ``deploy.local``."""
+    return SECTIONS[kind][1].format(name=name)
 
 
 EXAMPLE = """\
@@ -329,7 +347,53 @@ def parse_config(raw: Any, filename: str = DEFAULT_CONFIG) -> Config:
     cfg = _build(Config, raw, filename, "")
     assert isinstance(cfg, Config)
     _check_semantics(cfg, filename)
+    _check_plugins(cfg, filename)
     return cfg
+
+
+def _check_plugins(cfg: Config, filename: str) -> None:
+    """The selected plugins are installed, and every plugin section is built by its plugin."""
+    for kind, selected in ((plugins.TARGETS, cfg.deploy.target), (plugins.METRICS, cfg.deploy.canary.source)):
+        if not plugins.installed(kind, selected):
+            names = sorted(plugins.available(kind))
+            close = difflib.get_close_matches(selected, names, n=1)
+            hint = f"did you mean `{close[0]}`? " if close else ""
+            raise ConfigError(f"no {kind.name} {selected!r} is installed", where=f"{filename}: {kind.selected_by}",
+                              fix=f"{hint}use one of: {', '.join(names)}, or install the plugin that registers "
+                              f"{selected!r} in the entry-point group `{kind.group}` (in every job)")
+        attr, _ = SECTIONS[kind]
+        sections = lookup(cfg, attr)
+        for name, raw in list(sections.items()):
+            sections[name] = _plugin_section(kind, name, raw, filename)
+
+
+def _plugin_section(kind: plugins.Kind, name: str, raw: Any, filename: str) -> Any:
+    key = section_key(kind, name)
+    if not plugins.installed(kind, name):
+        names = sorted(plugins.available(kind))
+        where_known = [*names, *(("canary", "target") if kind is plugins.TARGETS else ())]
+        close = difflib.get_close_matches(name, where_known, n=1)
+        hint = f"did you mean `{close[0]}`? " if close else ""
+        raise ConfigError(f"unknown key {name!r}: no {kind.name} {name!r} is installed", where=f"{filename}: {key}",
+                          fix=f"{hint}sections here are for the installed {kind.name}s ({', '.join(names)}); "
+                          f"install the plugin that registers {name!r} in `{kind.group}`, or remove the section")
+    try:
+        tp = plugins.settings_type(kind, name)
+    except plugins.PluginError as exc:
+        raise ConfigError(exc.what, where=f"{filename}: {key}", fix=exc.fix) from None
+    if tp is None:
+        if raw:
+            raise ConfigError(f"{kind.name} {name!r} takes no settings", where=f"{filename}: {key}",
+                              fix="remove the section")
+        return None
+    settings = _build(tp, {} if raw is None else raw, filename, key)
+    check = getattr(settings, "check", None)
+    if callable(check):
+        try:
+            check()
+        except plugins.SettingsError as exc:
+            raise ConfigError(exc.what, where=f"{filename}: {_join(key, exc.key)}", fix=exc.fix) from None
+    return settings
 
 
 def _check_semantics(cfg: Config, filename: str) -> None:
@@ -414,6 +478,8 @@ def _describe(tp: Any) -> str:
 def _build(tp: Any, value: Any, filename: str, key: str) -> Any:
     where = f"{filename}: {key or '(top level)'}"
     origin = typing.get_origin(tp)
+    if tp is Any:
+        return value  # a plugin's section: its plugin builds it (see _check_plugins)
     if origin in (typing.Union, types.UnionType):
         args = [a for a in typing.get_args(tp) if a is not type(None)]
         if value is None:
@@ -462,29 +528,44 @@ def _build(tp: Any, value: Any, filename: str, key: str) -> Any:
 
 def _build_dataclass(tp: Any, value: Any, filename: str, key: str) -> Any:
     where = f"{filename}: {key or '(top level)'}"
-    if not isinstance(value, dict):
-        raise ConfigError(f"expected a mapping, got {value!r}", where=where,
-                          fix="indent the keys below it, e.g.\n" + EXAMPLE)
     hints = typing.get_type_hints(tp)
+    if not isinstance(value, dict):
+        raise ConfigError(f"expected a mapping, got {value!r}", where=where, fix=_mapping_fix(tp, hints))
     fields = {f.name: f for f in dataclasses.fields(tp) if not f.metadata.get("internal")}
-    unknown = [k for k in value if k not in fields]
-    if unknown:
+    # A "rest" field collects every other key (the plugin sections under deploy).
+    rest = next((f.name for f in fields.values() if f.metadata.get("rest")), None)
+    keys = [name for name in fields if name != rest]
+    unknown = [k for k in value if k not in keys]
+    for bad in map(str, unknown):
+        if _join(key, bad) in MOVED:
+            raise ConfigError(f"key {bad!r} moved", where=f"{filename}: {_join(key, bad)}",
+                              fix=f"write it as `{MOVED[_join(key, bad)]}` (the same settings, one level down)")
+    if unknown and rest is None:
         bad = str(unknown[0])
-        close = difflib.get_close_matches(bad, list(fields), n=1)
-        hint = f"did you mean `{close[0]}`?" if close else f"known keys here: {', '.join(fields)}"
+        close = difflib.get_close_matches(bad, keys, n=1)
+        hint = f"did you mean `{close[0]}`?" if close else f"known keys here: {', '.join(keys)}"
         raise ConfigError(f"unknown key {bad!r}", where=f"{filename}: {_join(key, bad)}", fix=hint)
-    kwargs = {}
-    for name, f in fields.items():
+    kwargs: dict[str, Any] = {}
+    if rest is not None:
+        kwargs[rest] = {str(k): value[k] for k in unknown}
+    for name in keys:
+        f = fields[name]
         sub = _join(key, name)
         if name in value:
             kwargs[name] = _build(hints[name], value[name], filename, sub)
         elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-            raise ConfigError(
-                f"required key missing ({_describe(hints[name])})",
-                where=f"{filename}: {sub}",
-                fix=f"add it, e.g.\n{EXAMPLE}",
-            )
+            fix = f"add it, e.g.\n{EXAMPLE}" if tp.__module__ == __name__ else \
+                f"add `{name}:` ({_describe(hints[name])}) under `{key}`"
+            raise ConfigError(f"required key missing ({_describe(hints[name])})", where=f"{filename}: {sub}", fix=fix)
     return tp(**kwargs)
+
+
+def _mapping_fix(tp: Any, hints: dict[str, Any]) -> str:
+    if tp.__module__ == __name__:
+        return "indent the keys below it, e.g.\n" + EXAMPLE
+    # A plugin's settings: list its own keys rather than the example of mlci.yaml.
+    return "indent its keys below it: " + ", ".join(f"{f.name} ({_describe(hints[f.name])})"
+                                                    for f in dataclasses.fields(tp) if f.name in hints)
 
 
 def _join(prefix: str, name: str) -> str:
