@@ -1,8 +1,12 @@
 """``mlci.yaml``: load, validate, apply defaults.
 
-The file is parsed once into a typed :class:`Config`. Every error names the file,
-the key path, what was expected and an example fix. Relative paths in the file are
-relative to the directory holding it (the project root).
+The file is parsed once into a typed :class:`Config` (by :mod:`mlcicd.settings`). Every
+error names the file, the key path, what was expected and an example fix. Relative paths in
+the file are relative to the directory holding it (the project root).
+
+Plugins own their sections: ``deploy.<target>`` and ``deploy.canary.sources.<name>`` are
+built by the plugin's own settings type (see :mod:`mlcicd.plugins`), so a new target or
+metric source brings its settings without a change here.
 """
 
 from __future__ import annotations
@@ -10,8 +14,6 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import itertools
-import types
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -20,6 +22,7 @@ import yaml
 
 from mlcicd import plugins
 from mlcicd.errors import ConfigError
+from mlcicd.settings import Source, build, plugin_section
 
 DEFAULT_CONFIG = "mlci.yaml"
 
@@ -279,7 +282,7 @@ class Config:
         sections = lookup(self, attr)
         if name not in sections:
             plugins.load(kind, name)  # picked by an input: PluginError names the installed ones
-            sections[name] = _plugin_section(kind, name, {}, str(self.source or DEFAULT_CONFIG))
+            sections[name] = _plugin_section(kind, name, None, str(self.source or DEFAULT_CONFIG))
         return sections[name]
 
 
@@ -344,7 +347,7 @@ def load_config(path: str | Path = DEFAULT_CONFIG) -> Config:
 
 
 def parse_config(raw: Any, filename: str = DEFAULT_CONFIG) -> Config:
-    cfg = _build(Config, raw, filename, "")
+    cfg = build(Config, raw, Source(filename, EXAMPLE, MOVED))
     assert isinstance(cfg, Config)
     _check_semantics(cfg, filename)
     _check_plugins(cfg, filename)
@@ -368,32 +371,10 @@ def _check_plugins(cfg: Config, filename: str) -> None:
 
 
 def _plugin_section(kind: plugins.Kind, name: str, raw: Any, filename: str) -> Any:
-    key = section_key(kind, name)
-    if not plugins.installed(kind, name):
-        names = sorted(plugins.available(kind))
-        where_known = [*names, *(("canary", "target") if kind is plugins.TARGETS else ())]
-        close = difflib.get_close_matches(name, where_known, n=1)
-        hint = f"did you mean `{close[0]}`? " if close else ""
-        raise ConfigError(f"unknown key {name!r}: no {kind.name} {name!r} is installed", where=f"{filename}: {key}",
-                          fix=f"{hint}sections here are for the installed {kind.name}s ({', '.join(names)}); "
-                          f"install the plugin that registers {name!r} in `{kind.group}`, or remove the section")
-    try:
-        tp = plugins.settings_type(kind, name)
-    except plugins.PluginError as exc:
-        raise ConfigError(exc.what, where=f"{filename}: {key}", fix=exc.fix) from None
-    if tp is None:
-        if raw:
-            raise ConfigError(f"{kind.name} {name!r} takes no settings", where=f"{filename}: {key}",
-                              fix="remove the section")
-        return None
-    settings = _build(tp, {} if raw is None else raw, filename, key)
-    check = getattr(settings, "check", None)
-    if callable(check):
-        try:
-            check()
-        except plugins.SettingsError as exc:
-            raise ConfigError(exc.what, where=f"{filename}: {_join(key, exc.key)}", fix=exc.fix) from None
-    return settings
+    # Beside the target sections under deploy are deploy's own keys ("did you mean canary?").
+    siblings = [f.name for f in dataclasses.fields(DeployConfig) if not f.metadata.get("rest")] \
+        if kind is plugins.TARGETS else []
+    return plugin_section(kind, name, raw, Source(filename, EXAMPLE, MOVED), section_key(kind, name), siblings)
 
 
 def _check_semantics(cfg: Config, filename: str) -> None:
@@ -457,119 +438,6 @@ def _check_semantics(cfg: Config, filename: str) -> None:
     if cfg.data.label in cfg.data.sensitive:
         fail("data.sensitive", f"the label column {cfg.data.label!r} cannot be a sensitive attribute",
              "list demographic columns such as `sensitive: [gender]`")
-
-
-_TYPE_NAMES = {str: "a string", int: "an integer", float: "a number", bool: "true or false"}
-
-
-def _describe(tp: Any) -> str:
-    origin = typing.get_origin(tp)
-    if tp in _TYPE_NAMES:
-        return _TYPE_NAMES[tp]
-    if origin is Literal:
-        return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))
-    if origin is list:
-        return "a list"
-    if origin is dict or dataclasses.is_dataclass(tp):
-        return "a mapping"
-    return str(tp)
-
-
-def _build(tp: Any, value: Any, filename: str, key: str) -> Any:
-    where = f"{filename}: {key or '(top level)'}"
-    origin = typing.get_origin(tp)
-    if tp is Any:
-        return value  # a plugin's section: its plugin builds it (see _check_plugins)
-    if origin in (typing.Union, types.UnionType):
-        args = [a for a in typing.get_args(tp) if a is not type(None)]
-        if value is None:
-            return None
-        return _build(args[0], value, filename, key)
-    if origin is Literal:
-        allowed = typing.get_args(tp)
-        if value not in allowed:
-            raise ConfigError(
-                f"{value!r} is not allowed",
-                where=where,
-                fix=f"use one of: {', '.join(map(str, allowed))}",
-            )
-        return value
-    if dataclasses.is_dataclass(tp):
-        return _build_dataclass(tp, value, filename, key)
-    if origin is list:
-        (item_tp,) = typing.get_args(tp)
-        if isinstance(value, str | int | float) and not isinstance(value, bool):
-            value = [value]  # `sensitive: gender` is a natural shorthand for a one-item list
-        if not isinstance(value, list):
-            raise ConfigError(f"expected a list, got {type(value).__name__}", where=where,
-                              fix=f"write `{key.rsplit('.', 1)[-1]}: [a, b]`")
-        return [_build(item_tp, v, filename, f"{key}[{i}]") for i, v in enumerate(value)]
-    if origin is dict:
-        _, val_tp = typing.get_args(tp)
-        if not isinstance(value, dict):
-            raise ConfigError(f"expected a mapping, got {type(value).__name__}", where=where,
-                              fix=f"write `{key.rsplit('.', 1)[-1]}:` followed by indented `name: value` lines")
-        return {str(k): _build(val_tp, v, filename, f"{key}.{k}") for k, v in value.items()}
-    if tp is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(f"expected true or false, got {value!r}", where=where, fix="write `true` or `false`")
-        return value
-    if tp in (int, float):
-        if isinstance(value, bool) or not isinstance(value, int | float) or (tp is int and isinstance(value, float)):
-            raise ConfigError(f"expected {_describe(tp)}, got {value!r}", where=where,
-                              fix=f"write a plain {'whole ' if tp is int else ''}number without quotes")
-        return tp(value)
-    if tp is str:
-        if isinstance(value, bool) or not isinstance(value, str | int | float):
-            raise ConfigError(f"expected a string, got {value!r}", where=where, fix="quote the value")
-        return str(value)
-    raise TypeError(f"unsupported config type {tp}")  # pragma: no cover - programming error
-
-
-def _build_dataclass(tp: Any, value: Any, filename: str, key: str) -> Any:
-    where = f"{filename}: {key or '(top level)'}"
-    hints = typing.get_type_hints(tp)
-    if not isinstance(value, dict):
-        raise ConfigError(f"expected a mapping, got {value!r}", where=where, fix=_mapping_fix(tp, hints))
-    fields = {f.name: f for f in dataclasses.fields(tp) if not f.metadata.get("internal")}
-    # A "rest" field collects every other key (the plugin sections under deploy).
-    rest = next((f.name for f in fields.values() if f.metadata.get("rest")), None)
-    keys = [name for name in fields if name != rest]
-    unknown = [k for k in value if k not in keys]
-    for bad in map(str, unknown):
-        if _join(key, bad) in MOVED:
-            raise ConfigError(f"key {bad!r} moved", where=f"{filename}: {_join(key, bad)}",
-                              fix=f"write it as `{MOVED[_join(key, bad)]}` (the same settings, one level down)")
-    if unknown and rest is None:
-        bad = str(unknown[0])
-        close = difflib.get_close_matches(bad, keys, n=1)
-        hint = f"did you mean `{close[0]}`?" if close else f"known keys here: {', '.join(keys)}"
-        raise ConfigError(f"unknown key {bad!r}", where=f"{filename}: {_join(key, bad)}", fix=hint)
-    kwargs: dict[str, Any] = {}
-    if rest is not None:
-        kwargs[rest] = {str(k): value[k] for k in unknown}
-    for name in keys:
-        f = fields[name]
-        sub = _join(key, name)
-        if name in value:
-            kwargs[name] = _build(hints[name], value[name], filename, sub)
-        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-            fix = f"add it, e.g.\n{EXAMPLE}" if tp.__module__ == __name__ else \
-                f"add `{name}:` ({_describe(hints[name])}) under `{key}`"
-            raise ConfigError(f"required key missing ({_describe(hints[name])})", where=f"{filename}: {sub}", fix=fix)
-    return tp(**kwargs)
-
-
-def _mapping_fix(tp: Any, hints: dict[str, Any]) -> str:
-    if tp.__module__ == __name__:
-        return "indent the keys below it, e.g.\n" + EXAMPLE
-    # A plugin's settings: list its own keys rather than the example of mlci.yaml.
-    return "indent its keys below it: " + ", ".join(f"{f.name} ({_describe(hints[f.name])})"
-                                                    for f in dataclasses.fields(tp) if f.name in hints)
-
-
-def _join(prefix: str, name: str) -> str:
-    return f"{prefix}.{name}" if prefix else name
 
 
 def lookup(cfg: Config, dotted: str) -> Any:
