@@ -85,7 +85,8 @@ def demo(bad_canary: bool, keep_running: bool, workdir: str, canary_duration: fl
 @mlci.command()
 @click.option("--config", default="mlci.yaml", show_default=True)
 def status(config: str) -> None:
-    """Show what the deploy target is serving and where the registry aliases point."""
+    """Show what the deploy target is serving, where the registry aliases point, and the installed
+    plugins (deploy targets, metric sources) with their settings."""
     from mlcicd.operations import print_status
 
     sys.exit(print_status(config))
