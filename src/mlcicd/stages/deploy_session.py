@@ -26,9 +26,9 @@ class DeploySession:
 
     @classmethod
     def open(cls, ctx: StageContext) -> DeploySession:
-        """The target input (else deploy.target) and the project's registry."""
+        """The project's target (the target input, applied to deploy.target) and registry."""
         registry = Registry.from_config(ctx.config)
-        return cls(open_target(ctx.config, ctx.inputs.values.get("target"), registry), registry)
+        return cls(open_target(ctx.config, registry=registry), registry)
 
     def release(self, mv: ModelVersion, image: str | None = None) -> Release:
         return Release(mv.name, mv.version, mv.uri, mv.run_id, image)
