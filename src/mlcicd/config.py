@@ -1,8 +1,12 @@
 """``mlci.yaml``: load, validate, apply defaults.
 
-The file is parsed once into a typed :class:`Config`. Every error names the file,
-the key path, what was expected and an example fix. Relative paths in the file are
-relative to the directory holding it (the project root).
+The file is parsed once into a typed :class:`Config` (by :mod:`mlcicd.settings`). Every
+error names the file, the key path, what was expected and an example fix. Relative paths in
+the file are relative to the directory holding it (the project root).
+
+Plugins own their sections: ``deploy.<target>`` and ``deploy.canary.sources.<name>`` are
+built by the plugin's own settings type (see :mod:`mlcicd.plugins`), so a new target or
+metric source brings its settings without a change here.
 """
 
 from __future__ import annotations
@@ -10,15 +14,15 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import itertools
-import types
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 
+from mlcicd import plugins
 from mlcicd.errors import ConfigError
+from mlcicd.settings import Source, build, plugin_section
 
 DEFAULT_CONFIG = "mlci.yaml"
 
@@ -128,12 +132,6 @@ class ImageConfig:
     install: str = "pip install --no-cache-dir 'ml-cicd[serve]'"
 
 
-@dataclass
-class LocalTargetConfig:
-    port: int = 8080
-    state_dir: str = ".mlci/local"
-
-
 CheckMode = Literal["enforce", "observe"]
 
 
@@ -203,14 +201,6 @@ class CanaryChecks:
 
 
 @dataclass
-class PrometheusConfig:
-    url: str = "http://127.0.0.1:9090"
-    # PromQL label selector that picks one backend's series; {address} is its host:port.
-    selector: str = 'instance="{address}"'
-    timeout: float = 5.0
-
-
-@dataclass
 class CanaryPolicy:
     # Percent of traffic the canary starts with (the first step when `steps` is empty).
     weight: int = 10
@@ -230,9 +220,11 @@ class CanaryPolicy:
     # Consecutive looks a non-critical check must fail before it rolls the canary back.
     failure_limit: int = 3
     on_inconclusive: Literal["rollback", "hold"] = "rollback"
-    # Where live metrics come from: the servers' /metrics pages, or a Prometheus server.
-    source: Literal["scrape", "prometheus"] = "scrape"
-    prometheus: PrometheusConfig = field(default_factory=PrometheusConfig)
+    # Where live metrics come from: an installed metric-source plugin (built in: scrape, the
+    # servers' /metrics pages; prometheus, a Prometheus server).
+    source: str = "scrape"
+    # Each source's own settings, `sources.<name>: {...}`, built by the plugin's settings type.
+    sources: dict[str, Any] = field(default_factory=dict)
     checks: CanaryChecks = field(default_factory=CanaryChecks)
 
     @property
@@ -246,9 +238,12 @@ class CanaryPolicy:
 
 @dataclass
 class DeployConfig:
+    # An installed deploy-target plugin (built in: local).
     target: str = "local"
-    local: LocalTargetConfig = field(default_factory=LocalTargetConfig)
     canary: CanaryPolicy = field(default_factory=CanaryPolicy)
+    # Each target's own settings, `deploy.<name>: {...}` (every other key under deploy), built
+    # by the plugin's settings type.
+    targets: dict[str, Any] = field(default_factory=dict, metadata={"rest": True})
 
 
 @dataclass
@@ -277,15 +272,41 @@ class Config:
         return self.root / ".mlci"
 
     def tracking_uri(self) -> str:
-        """SQLite URIs from the file are relative to the project root, not the cwd."""
-        return absolutize_sqlite_uri(self.mlflow.tracking_uri, self.root)
+        """The tracking URI to connect to (see :func:`store_uri`)."""
+        return store_uri(self.mlflow.tracking_uri, self.root)
+
+    def plugin_settings(self, kind: plugins.Kind, name: str) -> Any:
+        """Plugin ``name``'s settings: its section as built when the file was loaded, or, with no
+        section, the settings type's defaults (a ConfigError names any key that has none)."""
+        attr, _ = SECTIONS[kind]
+        sections = lookup(self, attr)
+        if name not in sections:
+            plugins.load(kind, name)  # picked by an input: PluginError names the installed ones
+            sections[name] = _plugin_section(kind, name, None, str(self.source or DEFAULT_CONFIG))
+        return sections[name]
 
 
-def absolutize_sqlite_uri(uri: str, root: Path) -> str:
+def store_uri(uri: str, root: Path) -> str:
+    """An MLflow store URI as a process anywhere can use it: the one place a relative SQLite
+    path (``sqlite:///.mlci/mlflow.db``) is anchored at the project root, not the cwd."""
     prefix = "sqlite:///"
     if uri.startswith(prefix) and not uri.startswith(prefix + "/"):
         return prefix + str((root / uri[len(prefix):]).resolve())
     return uri
+
+
+# Where each kind of plugin keeps its sections: the Config attribute, and the key users write.
+SECTIONS: dict[plugins.Kind, tuple[str, str]] = {
+    plugins.TARGETS: ("deploy.targets", "deploy.{name}"),
+    plugins.METRICS: ("deploy.canary.sources", "deploy.canary.sources.{name}"),
+}
+# Keys that moved: old dotted key -> where it lives now.
+MOVED = {"deploy.canary.prometheus": "deploy.canary.sources.prometheus"}
+
+
+def section_key(kind: plugins.Kind, name: str) -> str:
+    """The mlci.yaml key of plugin ``name``'s section, e.g. ``deploy.local``."""
+    return SECTIONS[kind][1].format(name=name)
 
 
 EXAMPLE = """\
@@ -326,10 +347,34 @@ def load_config(path: str | Path = DEFAULT_CONFIG) -> Config:
 
 
 def parse_config(raw: Any, filename: str = DEFAULT_CONFIG) -> Config:
-    cfg = _build(Config, raw, filename, "")
+    cfg = build(Config, raw, Source(filename, EXAMPLE, MOVED))
     assert isinstance(cfg, Config)
     _check_semantics(cfg, filename)
+    _check_plugins(cfg, filename)
     return cfg
+
+
+def _check_plugins(cfg: Config, filename: str) -> None:
+    """The selected plugins are installed, and every plugin section is built by its plugin."""
+    for kind, selected in ((plugins.TARGETS, cfg.deploy.target), (plugins.METRICS, cfg.deploy.canary.source)):
+        if not plugins.installed(kind, selected):
+            names = sorted(plugins.available(kind))
+            close = difflib.get_close_matches(selected, names, n=1)
+            hint = f"did you mean `{close[0]}`? " if close else ""
+            raise ConfigError(f"no {kind.name} {selected!r} is installed", where=f"{filename}: {kind.selected_by}",
+                              fix=f"{hint}use one of: {', '.join(names)}, or install the plugin that registers "
+                              f"{selected!r} in the entry-point group `{kind.group}` (in every job)")
+        attr, _ = SECTIONS[kind]
+        sections = lookup(cfg, attr)
+        for name, raw in list(sections.items()):
+            sections[name] = _plugin_section(kind, name, raw, filename)
+
+
+def _plugin_section(kind: plugins.Kind, name: str, raw: Any, filename: str) -> Any:
+    # Beside the target sections under deploy are deploy's own keys ("did you mean canary?").
+    siblings = [f.name for f in dataclasses.fields(DeployConfig) if not f.metadata.get("rest")] \
+        if kind is plugins.TARGETS else []
+    return plugin_section(kind, name, raw, Source(filename, EXAMPLE, MOVED), section_key(kind, name), siblings)
 
 
 def _check_semantics(cfg: Config, filename: str) -> None:
@@ -393,102 +438,6 @@ def _check_semantics(cfg: Config, filename: str) -> None:
     if cfg.data.label in cfg.data.sensitive:
         fail("data.sensitive", f"the label column {cfg.data.label!r} cannot be a sensitive attribute",
              "list demographic columns such as `sensitive: [gender]`")
-
-
-_TYPE_NAMES = {str: "a string", int: "an integer", float: "a number", bool: "true or false"}
-
-
-def _describe(tp: Any) -> str:
-    origin = typing.get_origin(tp)
-    if tp in _TYPE_NAMES:
-        return _TYPE_NAMES[tp]
-    if origin is Literal:
-        return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))
-    if origin is list:
-        return "a list"
-    if origin is dict or dataclasses.is_dataclass(tp):
-        return "a mapping"
-    return str(tp)
-
-
-def _build(tp: Any, value: Any, filename: str, key: str) -> Any:
-    where = f"{filename}: {key or '(top level)'}"
-    origin = typing.get_origin(tp)
-    if origin in (typing.Union, types.UnionType):
-        args = [a for a in typing.get_args(tp) if a is not type(None)]
-        if value is None:
-            return None
-        return _build(args[0], value, filename, key)
-    if origin is Literal:
-        allowed = typing.get_args(tp)
-        if value not in allowed:
-            raise ConfigError(
-                f"{value!r} is not allowed",
-                where=where,
-                fix=f"use one of: {', '.join(map(str, allowed))}",
-            )
-        return value
-    if dataclasses.is_dataclass(tp):
-        return _build_dataclass(tp, value, filename, key)
-    if origin is list:
-        (item_tp,) = typing.get_args(tp)
-        if isinstance(value, str | int | float) and not isinstance(value, bool):
-            value = [value]  # `sensitive: gender` is a natural shorthand for a one-item list
-        if not isinstance(value, list):
-            raise ConfigError(f"expected a list, got {type(value).__name__}", where=where,
-                              fix=f"write `{key.rsplit('.', 1)[-1]}: [a, b]`")
-        return [_build(item_tp, v, filename, f"{key}[{i}]") for i, v in enumerate(value)]
-    if origin is dict:
-        _, val_tp = typing.get_args(tp)
-        if not isinstance(value, dict):
-            raise ConfigError(f"expected a mapping, got {type(value).__name__}", where=where,
-                              fix=f"write `{key.rsplit('.', 1)[-1]}:` followed by indented `name: value` lines")
-        return {str(k): _build(val_tp, v, filename, f"{key}.{k}") for k, v in value.items()}
-    if tp is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(f"expected true or false, got {value!r}", where=where, fix="write `true` or `false`")
-        return value
-    if tp in (int, float):
-        if isinstance(value, bool) or not isinstance(value, int | float) or (tp is int and isinstance(value, float)):
-            raise ConfigError(f"expected {_describe(tp)}, got {value!r}", where=where,
-                              fix=f"write a plain {'whole ' if tp is int else ''}number without quotes")
-        return tp(value)
-    if tp is str:
-        if isinstance(value, bool) or not isinstance(value, str | int | float):
-            raise ConfigError(f"expected a string, got {value!r}", where=where, fix="quote the value")
-        return str(value)
-    raise TypeError(f"unsupported config type {tp}")  # pragma: no cover - programming error
-
-
-def _build_dataclass(tp: Any, value: Any, filename: str, key: str) -> Any:
-    where = f"{filename}: {key or '(top level)'}"
-    if not isinstance(value, dict):
-        raise ConfigError(f"expected a mapping, got {value!r}", where=where,
-                          fix="indent the keys below it, e.g.\n" + EXAMPLE)
-    hints = typing.get_type_hints(tp)
-    fields = {f.name: f for f in dataclasses.fields(tp) if not f.metadata.get("internal")}
-    unknown = [k for k in value if k not in fields]
-    if unknown:
-        bad = str(unknown[0])
-        close = difflib.get_close_matches(bad, list(fields), n=1)
-        hint = f"did you mean `{close[0]}`?" if close else f"known keys here: {', '.join(fields)}"
-        raise ConfigError(f"unknown key {bad!r}", where=f"{filename}: {_join(key, bad)}", fix=hint)
-    kwargs = {}
-    for name, f in fields.items():
-        sub = _join(key, name)
-        if name in value:
-            kwargs[name] = _build(hints[name], value[name], filename, sub)
-        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-            raise ConfigError(
-                f"required key missing ({_describe(hints[name])})",
-                where=f"{filename}: {sub}",
-                fix=f"add it, e.g.\n{EXAMPLE}",
-            )
-    return tp(**kwargs)
-
-
-def _join(prefix: str, name: str) -> str:
-    return f"{prefix}.{name}" if prefix else name
 
 
 def lookup(cfg: Config, dotted: str) -> Any:

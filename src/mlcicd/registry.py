@@ -13,9 +13,13 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from mlcicd.errors import MlciError
+from mlcicd.config import store_uri
+from mlcicd.errors import MlciError, UsageError
+
+if TYPE_CHECKING:
+    from mlcicd.config import Config
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
@@ -46,6 +50,19 @@ class Registry:
         self.registry_uri = registry_uri or tracking_uri
         self.model_name = model_name
         self._client: Any = None
+
+    @classmethod
+    def from_config(cls, cfg: Config, *, tracking_uri: str | None = None, model_name: str | None = None) -> Registry:
+        """The registry of a project: ``mlflow.*`` of its config (inputs already applied), with
+        relative SQLite paths anchored at the project root. ``tracking_uri``/``model_name``
+        replace the config's."""
+        tracking = store_uri(tracking_uri or cfg.mlflow.tracking_uri, cfg.root)
+        registry = store_uri(cfg.mlflow.registry_uri, cfg.root) if cfg.mlflow.registry_uri else None
+        return cls(tracking, model_name or cfg.mlflow.model_name, registry)
+
+    def for_model(self, model_name: str) -> Registry:
+        """The same stores, another registered model."""
+        return self if model_name == self.model_name else Registry(self.tracking_uri, model_name, self.registry_uri)
 
     @property
     def client(self) -> Any:
@@ -152,8 +169,6 @@ class Registry:
 
     def resolve(self, model_uri: str) -> ModelVersion:
         """``models:/name@alias`` or ``models:/name/3`` -> the version it names."""
-        from mlcicd.errors import UsageError
-
         prefix = f"models:/{self.model_name}"
         if model_uri.startswith(prefix + "@"):
             alias = model_uri[len(prefix) + 1 :]

@@ -24,6 +24,8 @@ from consumer import answering_versions
 from runners import require
 
 from mlcicd.ci.local import LocalAdapter
+from mlcicd.config import load_config
+from mlcicd.delivery.targets import open_target
 from mlcicd.delivery.targets.local import LocalTarget
 from mlcicd.delivery.targets.processes import free_port
 from mlcicd.delivery.traffic import LoadGenerator
@@ -69,9 +71,9 @@ class Rollout:
         return code, result, stream.getvalue()
 
     def target(self) -> LocalTarget:
-        from mlcicd.config import load_config
-
-        return LocalTarget(load_config(self.config))
+        target = open_target(load_config(self.config))
+        assert isinstance(target, LocalTarget)
+        return target
 
     def registry(self) -> Registry:
         return Registry(self.tracking_uri, self.model_name)
@@ -210,7 +212,7 @@ def test_metrics_source_unreachable_is_never_a_pass(rollout, tmp_path):
         rollout.deploy("2")
         target = rollout.target()
         with running_prometheus(tmp_path / "prometheus", target.scrape_targets_file) as prom:
-            rollout.write(source="prometheus", prometheus={"url": prom.url}, duration=40)
+            rollout.write(source="prometheus", sources={"prometheus": {"url": prom.url}}, duration=40)
             for backend in (target.state().stable, target.state().canary):
                 assert backend is not None and prom.scraped(backend.url.split("://")[1])
             thread, box = _in_background(lambda: rollout.stage("monitor-canary"))

@@ -20,17 +20,17 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import pytest
-import requests
 from runners import require
 
 from mlcicd.config import Config
 from mlcicd.delivery.targets.base import Backend, Release, Slot, Target, TargetState
 from mlcicd.delivery.targets.processes import children, http_status, pid_alive
-from mlcicd.delivery.traffic import LoadGenerator
+from mlcicd.delivery.traffic import LoadGenerator, probe_versions
 from mlcicd.errors import TargetError
 
 if TYPE_CHECKING:
-    from conftest import MlflowProject, Reaper
+    from mlflow_project import MlflowProject
+    from reaper import Reaper
 
 pytestmark = pytest.mark.integration
 
@@ -47,7 +47,7 @@ class TargetKit:
 
 
 def _local_kit() -> TargetKit:
-    from mlcicd.delivery.targets.local import LocalTarget
+    from mlcicd.delivery.targets import open_target
     from mlcicd.delivery.targets.nginx import find_nginx
     from mlcicd.errors import ToolMissingError
 
@@ -70,7 +70,7 @@ def _local_kit() -> TargetKit:
     def answers(backend: Backend) -> bool:
         return http_status(backend.url + "/health", timeout=1) == 200
 
-    return TargetKit("local", LocalTarget, kill, pids, answers, break_router)
+    return TargetKit("local", lambda cfg: open_target(cfg, "local"), kill, pids, answers, break_router)
 
 
 class _Synced:
@@ -100,8 +100,6 @@ def _ecs_kit(request: pytest.FixtureRequest) -> TargetKit:
     from alb_data_plane import DataPlane
     from aws_rig import AwsInfra
 
-    from mlcicd.delivery.targets.ecs import EcsTarget
-    from mlcicd.delivery.targets.ecs_config import EcsConfig
     from mlcicd.delivery.targets.nginx import find_nginx
     from mlcicd.errors import ToolMissingError
 
@@ -115,10 +113,12 @@ def _ecs_kit(request: pytest.FixtureRequest) -> TargetKit:
     infra = AwsInfra.create("ct")
     plane = DataPlane(infra, tracking_uri=project.tracking_uri, workdir=tmp / "aws").start()
     request.addfinalizer(plane.stop)
-    cfg = EcsConfig(**infra.ecs_config(health_timeout=90, poll_interval=0.3, endpoint=plane.endpoint))
+    section = infra.ecs_config(health_timeout=90, poll_interval=0.3, endpoint=plane.endpoint)
 
-    def make(_config: Config) -> Target:
-        return _Synced(EcsTarget(cfg), plane)  # type: ignore[return-value]
+    def make(config: Config) -> Target:
+        # Through mlci.yaml's deploy.ecs section and the plugin registry, as a stage opens it.
+        cfg = project.config(config.root, target="ecs", ecs=section)
+        return _Synced(open_target(cfg), plane)  # type: ignore[return-value]
 
     def kill(target: Any, slot: Slot) -> None:
         backend = target.state().backend(slot)
@@ -171,14 +171,8 @@ Counts = collections.Counter
 def send(endpoint: str | None, rows: list[dict[str, Any]], n: int) -> tuple[Counts[str], Counts[int]]:
     """``n`` predictions through the router on one keep-alive session: (versions, status codes)."""
     assert endpoint, "the target reports no endpoint"
-    versions: collections.Counter[str] = collections.Counter()
-    codes: collections.Counter[int] = collections.Counter()
-    with requests.Session() as session:
-        for i in range(n):
-            r = session.post(endpoint + "/invocations", json={"dataframe_records": [rows[i % len(rows)]]}, timeout=10)
-            codes[r.status_code] += 1
-            versions[r.headers.get("X-Model-Version", "?")] += 1
-    return versions, codes
+    answers = probe_versions(endpoint, rows, n)
+    return answers.versions, answers.codes
 
 
 def first_release(kit: TargetKit, target: Target, project: MlflowProject, version: str = "1") -> None:

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from mlcicd.delivery.targets.ecs_config import EcsConfig
-from mlcicd.errors import ConfigError
+from mlcicd.plugins import SettingsError
 
 LISTENER = "arn:aws:elasticloadbalancing:eu-west-1:123456789012:listener/app/alb/50dc6c495c0c9188/f2f7dc8efc522ab2"
 RULE = "arn:aws:elasticloadbalancing:eu-west-1:123456789012:listener-rule/app/alb/50dc6c495c0c9188/f2f7dc8e/9683b2d0"
@@ -23,10 +23,10 @@ def make(**over: Any) -> EcsConfig:
 
 def test_a_valid_config_passes_and_names_its_services() -> None:
     cfg = make()
-    cfg.validate()
+    cfg.check()
     assert (cfg.service("blue"), cfg.service("green"), cfg.router_arn) == ("credit-risk-blue", "credit-risk-green",
                                                                           LISTENER)
-    make(listener_arn=None, listener_rule_arn=RULE).validate()
+    make(listener_arn=None, listener_rule_arn=RULE).check()
 
 
 @pytest.mark.parametrize(("over", "key", "hint"), [
@@ -46,11 +46,11 @@ def test_a_valid_config_passes_and_names_its_services() -> None:
     ({"health_check_path": "ready"}, "health_check_path", "/ready"),
 ])
 def test_errors_name_the_key_and_the_fix(over: dict[str, Any], key: str, hint: str) -> None:
-    with pytest.raises(ConfigError) as info:
-        make(**over).validate("mlci.yaml: deploy.ecs")
-    assert info.value.where == f"mlci.yaml: deploy.ecs.{key}"
-    assert hint in str(info.value)
+    with pytest.raises(SettingsError) as info:
+        make(**over).check()
+    assert info.value.key == key
+    assert hint in info.value.what + info.value.fix
 
 
 def test_ec2_launch_type_skips_fargate_sizing() -> None:
-    make(launch_type="EC2", cpu=300, memory=100, execution_role_arn=None).validate()
+    make(launch_type="EC2", cpu=300, memory=100, execution_role_arn=None).check()

@@ -1,8 +1,10 @@
-"""A small, bounded load generator: replays data rows against an endpoint.
+"""A small, bounded load generator: replays data rows against an endpoint; and a probe.
 
 Used by ``monitor-canary --generate-traffic`` (pre-production canaries with no real
 users), by ``mlci demo`` and by the tests. It counts what a client would see: status
 codes, connection errors and which model version answered (``X-Model-Version``).
+:func:`probe_versions` asks a fixed number of times, one request after another, which
+version answers: what serves where, seen from the outside.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from typing import Any
 import requests
 
 Row = dict[str, Any]
+VERSION_HEADER = "X-Model-Version"
 
 
 def read_rows(path: Path, drop: tuple[str, ...] = (), limit: int = 5000) -> list[Row]:
@@ -117,7 +120,7 @@ class LoadGenerator:
                                            for k, v in row.items()}]}
             try:
                 r = session.post(self.url, json=body, timeout=self.timeout)
-                self.stats.record(r.status_code, r.headers.get("X-Model-Version"))
+                self.stats.record(r.status_code, r.headers.get(VERSION_HEADER))
             except requests.RequestException:
                 self.stats.record(None, None)
 
@@ -140,3 +143,26 @@ class LoadGenerator:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+@dataclass
+class Answers:
+    """What a probe saw: requests per answering model version ("?" without the header) and per status."""
+
+    versions: collections.Counter[str] = field(default_factory=collections.Counter)
+    codes: collections.Counter[int] = field(default_factory=collections.Counter)
+
+
+def probe_versions(endpoint: str, rows: list[Row], n: int | None = None, *, timeout: float = 10.0) -> Answers:
+    """``n`` predictions (default: one per row, rows reused in turn) through ``endpoint`` on one
+    keep-alive session: which model version answered each, and with which status."""
+    if not rows:
+        raise ValueError("no rows to send")
+    answers = Answers()
+    with requests.Session() as session:
+        for i in range(len(rows) if n is None else n):
+            r = session.post(endpoint.rstrip("/") + "/invocations",
+                             json={"dataframe_records": [rows[i % len(rows)]]}, timeout=timeout)
+            answers.codes[r.status_code] += 1
+            answers.versions[r.headers.get(VERSION_HEADER, "?")] += 1
+    return answers

@@ -8,7 +8,6 @@ model is ready and one when the server stops; none per request.
 from __future__ import annotations
 
 import argparse
-import ipaddress
 import os
 import signal
 import sys
@@ -17,21 +16,14 @@ import time
 import traceback
 from types import FrameType
 
+from mlcicd.net import is_loopback
+
 DRAIN_SECONDS = 30.0
 
 
 def _log(text: str) -> None:
     stamp = time.strftime("%Y-%m-%dT%H:%M:%S")
     print(f"{stamp} mlci-serve[{os.getpid()}]: {text}", file=sys.stderr, flush=True)
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -49,7 +41,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    if not _is_loopback(args.host) and not args.allow_remote:
+    if not is_loopback(args.host) and not args.allow_remote:
         _log(f"refusing to bind {args.host}: the server has no authentication. Use --host 127.0.0.1, "
              "or pass --allow-remote behind a proxy that authenticates")
         return 2

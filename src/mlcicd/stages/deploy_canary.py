@@ -8,11 +8,11 @@ version, then traffic is split and finally alias ``canary`` is set. With no cham
 
 from __future__ import annotations
 
-from mlcicd.delivery.session import DeploySession, now
 from mlcicd.errors import UsageError
 from mlcicd.registry import CANARY, CHAMPION
 from mlcicd.report import Check, StageResult, Status, Verdict
 from mlcicd.stages import StageContext
+from mlcicd.stages.deploy_session import DeploySession, now
 
 
 def run(ctx: StageContext) -> StageResult:
@@ -42,10 +42,9 @@ def run(ctx: StageContext) -> StageResult:
 
     backend = target.ensure_backend("canary", session.release(candidate, ctx.inputs.image))
     first_release = target.state().stable is None
-    given = ctx.inputs.sources.get("canary-weight", "")
-    explicit = given.startswith("--") or given == "MLCI_CANARY_WEIGHT"
     policy = ctx.config.deploy.canary
     # With progressive steps the canary starts at the first one, unless a weight was passed.
+    explicit = ctx.inputs.given("canary-weight")
     weight = 100 if first_release else int(ctx.inputs.canary_weight) if explicit or not policy.steps \
         else policy.weights()[0]
     if not 1 <= weight <= 100:

@@ -48,13 +48,9 @@ def run(ctx: StageContext) -> StageResult:
     clock = time.perf_counter()
     import mlflow.pyfunc  # noqa: F401 - timed here: the stage's largest fixed cost
 
-    from mlcicd.config import absolutize_sqlite_uri
-
     timings["import_mlflow"] = time.perf_counter() - clock
 
-    tracking_uri = ctx.tracking_uri()
-    registry_uri = absolutize_sqlite_uri(ctx.config.mlflow.registry_uri or tracking_uri, ctx.config.root)
-    registry = Registry(tracking_uri, ctx.model_name(), registry_uri)
+    registry = Registry.from_config(ctx.config)
     # pyfunc loading resolves runs:/ and models:/ through MLflow's process-wide URIs.
     with registry.pinned_uris():
         return _judge_and_register(ctx, registry, model_uri, frame, eval_path, sensitive, shown, timings)

@@ -11,12 +11,12 @@ import dataclasses
 from typing import Any
 
 from mlcicd.delivery.analysis import MetricResult
-from mlcicd.delivery.metrics import get_source
+from mlcicd.delivery.metrics import open_source
 from mlcicd.delivery.progression import Analysis, CanaryAnalysis
-from mlcicd.delivery.session import DeploySession
 from mlcicd.errors import UsageError
 from mlcicd.report import Check, StageResult, Status, Verdict
 from mlcicd.stages import StageContext
+from mlcicd.stages.deploy_session import DeploySession
 
 _VERDICT = {"promote": Verdict.PASS, "rollback": Verdict.FAIL, "inconclusive": Verdict.INCONCLUSIVE}
 
@@ -46,7 +46,7 @@ def run(ctx: StageContext) -> StageResult:
         duration=float(ctx.inputs.duration), interval=float(ctx.inputs.interval),
         min_requests=int(ctx.inputs.min_requests),
     )
-    source = get_source(policy.source, policy)
+    source = open_source(ctx.config)
     analysis = CanaryAnalysis(session.target, source, policy, session.registry, log=ctx.ci.log)
     traffic = _start_traffic(ctx, state.endpoint or "")
     try:

@@ -18,6 +18,7 @@ from mlcicd.data.load import DataFile, load_table
 from mlcicd.data.schema import NUMERIC, Schema, build_schema, check_columns, check_values
 from mlcicd.data.text import count, names
 from mlcicd.errors import UsageError
+from mlcicd.inputs import Origin
 from mlcicd.report import Check, StageResult, Status, Verdict
 from mlcicd.stages import StageContext
 
@@ -122,7 +123,7 @@ def _data_files(ctx: StageContext, config_name: str) -> dict[str, DataFile]:
         path = ctx.input_path(input_name)
         if path is not None:
             shown = str(ctx.inputs.values[input_name])
-            files[role] = DataFile(role, path, shown, _origin(ctx.inputs.sources.get(input_name, ""), input_name))
+            files[role] = DataFile(role, path, shown, _origin(ctx, input_name))
     if "train" not in files:
         raise UsageError(
             "no training data given",
@@ -133,15 +134,16 @@ def _data_files(ctx: StageContext, config_name: str) -> dict[str, DataFile]:
     return files
 
 
-def _origin(source: str, input_name: str) -> str:
+def _origin(ctx: StageContext, input_name: str) -> str:
     """Where a path came from, in the words the user would search for."""
-    if ": data." in source:
-        config, key = source.rsplit(": ", 1)
-        return f"{key} in {config.rsplit('/', 1)[-1]}"
-    if source.startswith("--"):
-        return f"the {source} option"
-    if source.startswith("MLCI_"):
-        return f"the {input_name} input ({source})"
+    origin = ctx.inputs.origins.get(input_name)
+    if origin is Origin.CONFIG:
+        config = ctx.config.source.name if ctx.config.source else "mlci.yaml"
+        return f"{ctx.stage.input(input_name).config_key} in {config}"
+    if origin is Origin.INPUT:
+        return f"the --{input_name} option"
+    if origin is Origin.ENVIRONMENT:
+        return f"the {input_name} input ({ctx.inputs.sources[input_name]})"
     return f"the {input_name} input"
 
 

@@ -34,7 +34,8 @@ from typing import Any
 
 from mlcicd.delivery.metrics.base import MeasurementError, Snapshot
 from mlcicd.delivery.targets.base import Backend, TargetState
-from mlcicd.errors import ConfigError, UsageError
+from mlcicd.errors import UsageError
+from mlcicd.plugins import SettingsError
 
 ALB_NAMESPACE = "AWS/ApplicationELB"
 # Latency bucket bounds (seconds) the histogram is read at: the model server's grid.
@@ -56,25 +57,27 @@ class CloudWatchConfig:
     # Where the model server's EMF prediction metrics land.
     namespace: str = "mlci/Serving"
 
-    def validate(self, where: str = "mlci.yaml: deploy.canary.sources.cloudwatch") -> None:
+    def check(self) -> None:
         if self.period not in (1, 5, 10, 30) and (self.period < 60 or self.period % 60):
-            raise ConfigError(f"period {self.period} is not a CloudWatch period", where=f"{where}.period",
-                              fix="use 60 (or a multiple of 60) for ALB metrics; 1, 5, 10 or 30 only for "
-                              "high-resolution metrics")
-        if self.delay < 0 or self.lookback < 0:
-            raise ConfigError("delay and lookback must not be negative", where=where,
-                              fix="e.g. `delay: 120`, `lookback: 3600`")
+            raise SettingsError("period", f"{self.period} is not a CloudWatch period",
+                                "use 60 (or a multiple of 60) for ALB metrics; 1, 5, 10 or 30 only for "
+                                "high-resolution metrics")
+        for key in ("delay", "lookback"):
+            if getattr(self, key) < 0:
+                raise SettingsError(key, f"must not be negative, got {getattr(self, key)}",
+                                    "e.g. `delay: 120`, `lookback: 3600`")
         if not self.namespace or self.namespace.startswith("AWS/"):
-            raise ConfigError(f"{self.namespace!r} cannot hold the server's metrics", where=f"{where}.namespace",
-                              fix="use your own namespace, e.g. `namespace: mlci/Serving` (AWS/ is reserved)")
+            raise SettingsError("namespace", f"{self.namespace!r} cannot hold the server's metrics",
+                                "use your own namespace, e.g. `namespace: mlci/Serving` (AWS/ is reserved)")
 
 
 class CloudWatchSource:
     name = "cloudwatch"
+    settings_type = CloudWatchConfig
 
     def __init__(self, cfg: CloudWatchConfig, *, where: str = "mlci.yaml: deploy.canary.sources.cloudwatch",
                  now: Callable[[], float] = time.time) -> None:
-        cfg.validate(where)
+        cfg.check()
         self.cfg, self.where, self.now = cfg, where, now
         self.origin = self._floor(now() - cfg.lookback)
         self._client: Any = None

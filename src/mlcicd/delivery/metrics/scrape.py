@@ -8,16 +8,14 @@ matching samples on the page (a counter, a gauge, a histogram's ``_count``...).
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
 
 import requests
 
 from mlcicd.delivery.metrics.base import MeasurementError, Snapshot
 from mlcicd.delivery.targets.base import Backend
 from mlcicd.errors import UsageError
-
-if TYPE_CHECKING:
-    from mlcicd.config import CanaryPolicy
+from mlcicd.plugins import SettingsError
 
 _LINE = re.compile(r'^(?P<name>[a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(?P<labels>[^}]*)\})?\s+(?P<value>\S+)')
 _LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
@@ -69,11 +67,24 @@ def select(text: str, query: str) -> float:
     return sum(values)
 
 
+@dataclass
+class ScrapeSettings:
+    """``deploy.canary.sources.scrape``."""
+
+    # Seconds to wait for one /metrics page.
+    timeout: float = 2.0
+
+    def check(self) -> None:
+        if self.timeout <= 0:
+            raise SettingsError("timeout", f"must be positive, got {self.timeout}", "e.g. `timeout: 2`")
+
+
 class ScrapeSource:
     name = "scrape"
+    settings_type = ScrapeSettings
 
-    def __init__(self, policy: CanaryPolicy | None = None, timeout: float = 2.0) -> None:
-        self.timeout = timeout
+    def __init__(self, settings: ScrapeSettings | None = None) -> None:
+        self.timeout = (settings or ScrapeSettings()).timeout
         self.session = requests.Session()
 
     def _page(self, backend: Backend) -> str:

@@ -25,7 +25,7 @@ from typing import Any
 
 from mlcicd.aws import arn_suffix, client, translated
 from mlcicd.delivery.targets.alb import AlbRouter, RouterView
-from mlcicd.delivery.targets.base import Backend, Release, Slot, TargetState
+from mlcicd.delivery.targets.base import Backend, Release, Slot, TargetEnv, TargetState
 from mlcicd.delivery.targets.ecs_config import COLORS, EcsConfig
 from mlcicd.errors import TargetError, UsageError
 
@@ -68,10 +68,11 @@ class ServiceView:
 
 class EcsTarget:
     name = "ecs"
+    settings_type = EcsConfig
 
-    def __init__(self, cfg: EcsConfig, *, where: str = "mlci.yaml: deploy.ecs",
+    def __init__(self, cfg: EcsConfig, env: TargetEnv | None = None, *, where: str = "mlci.yaml: deploy.ecs",
                  clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep) -> None:
-        cfg.validate(where)
+        cfg.check()
         self.cfg, self.where = cfg, where
         self.ecs = client("ecs", cfg.region)
         self.elb = client("elbv2", cfg.region)

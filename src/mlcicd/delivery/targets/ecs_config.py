@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Literal
 
-from mlcicd.errors import ConfigError
+from mlcicd.plugins import SettingsError
 
 COLORS = ("blue", "green")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,25}$")  # "<name>-green" must fit a 32-character TG name
@@ -64,9 +64,9 @@ class EcsConfig:
     # Model-server worker processes per task (empty: one per vCPU of the task).
     workers: int | None = None
 
-    def validate(self, where: str = "mlci.yaml: deploy.ecs") -> None:
+    def check(self) -> None:
         def fail(key: str, what: str, fix: str) -> None:
-            raise ConfigError(what, where=f"{where}.{key}", fix=fix)
+            raise SettingsError(key, what, fix)
 
         if not _NAME.match(self.service_name):
             fail("service_name", f"{self.service_name!r} must be 1-26 letters, digits or hyphens (the target group "
@@ -125,5 +125,5 @@ class EcsConfig:
     @property
     def router_arn(self) -> str:
         arn = self.listener_rule_arn or self.listener_arn
-        assert arn is not None  # validate() guarantees one of them
+        assert arn is not None  # check() guarantees one of them
         return arn
