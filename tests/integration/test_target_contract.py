@@ -100,6 +100,7 @@ def _ecs_kit(request: pytest.FixtureRequest) -> TargetKit:
     from alb_data_plane import DataPlane
     from aws_rig import AwsInfra
 
+    from mlcicd.delivery.targets import open_target
     from mlcicd.delivery.targets.nginx import find_nginx
     from mlcicd.errors import ToolMissingError
 

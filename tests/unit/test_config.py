@@ -64,8 +64,11 @@ def test_example_config_loads():
          "deploy.canary.sources.prometheus.url", "url: http://prometheus:9090"),
         ({**MINIMAL, "deploy": {"canary": {"sources": {"scrape": {"timeout": "2s"}}}}},
          "deploy.canary.sources.scrape.timeout", "number"),
-        ({**MINIMAL, "deploy": {"canary": {"sources": {"cloudwatch": {}}}}}, "deploy.canary.sources.cloudwatch",
+        ({**MINIMAL, "deploy": {"canary": {"sources": {"datadog": {}}}}}, "deploy.canary.sources.datadog",
          "install the plugin"),
+        ({**MINIMAL, "deploy": {"canary": {"sources": {"cloudwatch": {"period": 45}}}}},
+         "deploy.canary.sources.cloudwatch.period", "multiple of 60"),
+        ({**MINIMAL, "deploy": {"ecs": {"cluster": "c"}}}, "deploy.ecs.service_name", "required"),
         # The section moved under sources: the error names the new key.
         ({**MINIMAL, "deploy": {"canary": {"prometheus": {"url": "http://p:9090"}}}}, "deploy.canary.prometheus",
          "deploy.canary.sources.prometheus"),
