@@ -219,7 +219,9 @@ STAGES: tuple[Stage, ...] = (
     Stage(
         "promote",
         "Shift all traffic to the canary, make it champion and retire the old release.",
-        (TARGET, MODEL_NAME, TRACKING_URI),
+        (TARGET, MODEL_NAME, TRACKING_URI,
+         Input("force", "Promote even though monitor-canary decided to roll back (a human's decision).",
+               type="boolean", default="false")),
         (Output("champion-version", "Model version now serving as champion."),
          Output("previous-champion-version", "Model version it replaced (empty on a first release)."), VERDICT_OUT),
         extra="deploy",

@@ -8,8 +8,10 @@ version, then traffic is split and finally alias ``canary`` is set. With no cham
 
 from __future__ import annotations
 
+from mlcicd.delivery.metrics import open_source
+from mlcicd.delivery.targets.base import BackendUnhealthy
 from mlcicd.errors import UsageError
-from mlcicd.registry import CANARY, CHAMPION
+from mlcicd.registry import CANARY, CHAMPION, ModelVersion
 from mlcicd.report import Check, StageResult, Status, Verdict
 from mlcicd.stages import StageContext
 from mlcicd.stages.deploy_session import DeploySession, now
@@ -40,7 +42,15 @@ def run(ctx: StageContext) -> StageResult:
                             f"stable slot serves v{state.stable.release.version} but no version has alias "
                             "champion; it stays the baseline"))
 
-    backend = target.ensure_backend("canary", session.release(candidate, ctx.inputs.image))
+    # Before anything reaches the canary: can the analysis read the metrics it will judge on?
+    source = open_source(ctx.config)
+    check = getattr(source, "check", None)  # a third-party source may predate check()
+    notes = check(target.state()) if callable(check) else []
+    checks += [Check("metrics", Status.PASS, f"{source.name}: {note}") for note in notes]
+    try:
+        backend = target.ensure_backend("canary", session.release(candidate, ctx.inputs.image))
+    except BackendUnhealthy as exc:
+        return _never_healthy(session, candidate, str(exc), checks)
     first_release = target.state().stable is None
     policy = ctx.config.deploy.canary
     # With progressive steps the canary starts at the first one, unless a weight was passed.
@@ -69,3 +79,20 @@ def run(ctx: StageContext) -> StageResult:
                  "stable-version": stable_version},
         figures={"canary_weight": weight, "first_release": first_release},
     )
+
+
+def _never_healthy(session: DeploySession, candidate: ModelVersion, why: str, checks: list[Check]) -> StageResult:
+    """The canary never became healthy: it got no traffic; take it down and say why (verdict fail, exit 1)."""
+    target, registry = session.target, session.registry
+    target.remove_backend("canary")
+    state = target.state()
+    session.reconcile_aliases(state)
+    session.retire_challenger(candidate.version)
+    reason = f"canary v{candidate.version} never became healthy and received no traffic: {why}"
+    registry.set_tags(candidate.version, {"mlci.rollback.reason": reason[:5000], "mlci.rollback.at": now()})
+    checks.append(Check("canary", Status.FAIL, reason))
+    stable = state.stable.release.version if state.stable else ""
+    return StageResult("deploy-canary", Verdict.FAIL, reason, checks=checks,
+                       outputs={"endpoint": state.endpoint or "", "canary-version": candidate.version,
+                                "stable-version": stable},
+                       figures={"canary_weight": 0, "first_release": state.stable is None})

@@ -10,13 +10,18 @@ reading the target's real state, so a crash at any point converges on the next r
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from mlcicd.delivery.progression import DECISION_TAG
 from mlcicd.delivery.targets import open_target
 from mlcicd.delivery.targets.base import Release, Target, TargetState
 from mlcicd.registry import CANARY, CHALLENGER, ModelVersion, Registry
 from mlcicd.stages import StageContext
+
+# build-image records the image it pushed, pinned by digest, on the model version.
+IMAGE_TAG = "mlci.image"
 
 
 @dataclass
@@ -31,7 +36,8 @@ class DeploySession:
         return cls(open_target(ctx.config, registry=registry), registry)
 
     def release(self, mv: ModelVersion, image: str | None = None) -> Release:
-        return Release(mv.name, mv.version, mv.uri, mv.run_id, image)
+        """What to deploy; the image defaults to the one build-image recorded on the version (by digest)."""
+        return Release(mv.name, mv.version, mv.uri, mv.run_id, image or mv.tags.get(IMAGE_TAG) or None)
 
     def reconcile_aliases(self, state: TargetState) -> None:
         """Alias ``canary`` names exactly the version in the canary slot, or nothing."""
@@ -41,6 +47,19 @@ class DeploySession:
             self.registry.delete_alias(CANARY)
         elif serving is not None and (canary is None or canary.version != serving):
             self.registry.set_alias(CANARY, serving)
+
+    def decision(self, version: str) -> tuple[str, str] | None:
+        """(decision, reason) monitor-canary recorded on the version, or None.
+
+        Jobs on hosted runners share no files: the registry carries the decision from the
+        monitor's job to the promote and rollback jobs.
+        """
+        raw = self.registry.version(version).tags.get(DECISION_TAG)
+        try:
+            found = json.loads(raw) if raw else None
+        except ValueError:
+            return None
+        return (str(found.get("decision", "")), str(found.get("reason", ""))) if isinstance(found, dict) else None
 
     def retire_challenger(self, version: str) -> None:
         """Challenger means "passed the gate, not yet released": clear it once the version was

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from mlcicd.errors import UsageError
 from mlcicd.registry import CHAMPION, PREVIOUS_CHAMPION
-from mlcicd.report import Check, StageResult, Status, Verdict, read_report
+from mlcicd.report import Check, StageResult, Status, Verdict
 from mlcicd.stages import StageContext
 from mlcicd.stages.deploy_session import DeploySession, now
 
@@ -32,13 +32,15 @@ def run(ctx: StageContext) -> StageResult:
             )
         raise UsageError("there is no canary to promote", where=f"target {target.name}",
                          fix="run deploy-canary (and monitor-canary) first")
-    monitor = read_report(ctx.report_dir, "monitor-canary")
-    if monitor is not None and monitor.get("outputs", {}).get("decision") == "rollback" and \
-            monitor.get("figures", {}).get("canary_version") == state.canary.release.version:
+    decided = session.decision(state.canary.release.version)
+    on_inconclusive = ctx.config.deploy.canary.on_inconclusive
+    if decided is not None and (decided[0] == "rollback" or (decided[0] == "inconclusive"
+                                                             and on_inconclusive == "rollback")) \
+            and not ctx.inputs.force:
         raise UsageError(
-            f"monitor-canary decided to roll back v{state.canary.release.version}: {monitor.get('summary')}",
-            where=f"{ctx.report_dir}/monitor-canary.json",
-            fix="run the rollback stage; to promote anyway, delete that report first",
+            f"monitor-canary decided {decided[0]} for v{state.canary.release.version}: {decided[1]}",
+            where=f"model {registry.model_name} v{state.canary.release.version} (tag mlci.canary.decision)",
+            fix="run the rollback stage; to promote anyway (a human decision), pass input force: true",
         )
     new = state.canary.release
     old_version = state.stable.release.version if state.stable else None

@@ -9,19 +9,20 @@ from __future__ import annotations
 
 from mlcicd.errors import UsageError
 from mlcicd.registry import CHAMPION, PREVIOUS_CHAMPION
-from mlcicd.report import Check, StageResult, Status, Verdict, read_report
+from mlcicd.report import Check, StageResult, Status, Verdict
 from mlcicd.stages import StageContext
 from mlcicd.stages.deploy_session import DeploySession, now
 
 DEFAULT_REASON = "manual rollback"
 
 
-def _reason(ctx: StageContext) -> str:
+def _reason(ctx: StageContext, session: DeploySession, version: str | None) -> str:
+    """The input reason; by default the canary analysis' own, as the monitor recorded it in the registry."""
     reason = str(ctx.inputs.reason or DEFAULT_REASON)
-    if reason == DEFAULT_REASON:
-        monitor = read_report(ctx.report_dir, "monitor-canary")
-        if monitor is not None and monitor.get("outputs", {}).get("decision") == "rollback":
-            return f"canary analysis: {monitor.get('summary')}"
+    if reason == DEFAULT_REASON and version:
+        decided = session.decision(version)
+        if decided is not None and decided[0] in ("rollback", "inconclusive") and decided[1]:
+            return f"canary analysis ({decided[0]}): {decided[1]}"
     return reason
 
 
@@ -31,7 +32,7 @@ def run(ctx: StageContext) -> StageResult:
         return _to_previous_champion(ctx, session)
     target, registry = session.target, session.registry
     state = target.state()
-    reason = _reason(ctx)
+    reason = _reason(ctx, session, state.canary.release.version if state.canary else None)
     champion = registry.by_alias(CHAMPION)
     if state.canary is None:
         session.reconcile_aliases(state)
@@ -41,6 +42,10 @@ def run(ctx: StageContext) -> StageResult:
                            outputs={"champion-version": champion.version if champion else serving,
                                     "rolled-back-version": ""})
     version = state.canary.release.version
+    checks: list[Check] = []
+    if state.drift:
+        # Taking the canary out is the one change ml-cicd makes over a split somebody else set.
+        checks.append(Check("router", Status.WARN, f"{state.drift}; the canary was taken out of traffic anyway"))
     if state.stable is not None:
         target.set_canary_weight(0)
     target.remove_backend("canary")
@@ -49,7 +54,7 @@ def run(ctx: StageContext) -> StageResult:
     session.retire_challenger(version)
     registry.set_tags(version, {"mlci.rollback.reason": reason, "mlci.rollback.at": now()})
     stable = final.stable.release.version if final.stable else ""
-    checks = [Check("traffic", Status.PASS,
+    checks += [Check("traffic", Status.PASS,
                     f"100% on stable v{stable}" if stable else "no stable release: the endpoint serves nothing"),
               Check("canary-stopped", Status.PASS, f"v{version} stopped")]
     return StageResult("rollback", Verdict.PASS, f"rolled back canary v{version}: {reason}", checks=checks,
@@ -72,7 +77,7 @@ def _to_previous_champion(ctx: StageContext, session: DeploySession) -> StageRes
         raise UsageError("no version has alias previous-champion", where=f"model {registry.model_name}",
                          fix="a promotion sets it; to restore a specific version, deploy it with "
                          "deploy-canary model-uri: models:/<name>/<version> and promote it")
-    reason = _reason(ctx)
+    reason = _reason(ctx, session, None)
     leaving = state.stable.release.version if state.stable else (champion.version if champion else "")
     if state.canary is not None and state.canary.release.version != previous.version:
         target.set_canary_weight(0)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from mlcicd.delivery.targets.base import Backend
+from mlcicd.delivery.targets.base import Backend, TargetState
 from mlcicd.errors import MlciError
 
 
@@ -63,4 +63,12 @@ class MetricSource(Protocol):
 
     def value(self, query: str, backend: Backend) -> float:
         """The current value of a custom check's query for one backend (MeasurementError if none)."""
+        ...
+
+    def check(self, state: TargetState) -> list[str]:
+        """Called by deploy-canary before any traffic moves: can the analysis read what it needs?
+
+        Raises UsageError (exit 2) naming the setting that is wrong (an address, a selector, a
+        namespace, a permission); returns notes for the report (what the stable serves now).
+        """
         ...

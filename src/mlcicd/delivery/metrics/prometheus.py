@@ -19,7 +19,8 @@ from typing import Any
 import requests
 
 from mlcicd.delivery.metrics.base import MeasurementError, Snapshot
-from mlcicd.delivery.targets.base import Backend
+from mlcicd.delivery.targets.base import Backend, TargetState
+from mlcicd.errors import UsageError
 from mlcicd.plugins import SettingsError
 
 
@@ -89,3 +90,21 @@ class PrometheusSource:
         if math.isnan(value):
             raise MeasurementError(f"custom query {promql!r} is NaN (no data in its window yet)")
         return value
+
+    def check(self, state: TargetState) -> list[str]:
+        """Prometheus answers, and the selector finds the serving stable's series."""
+        where = "mlci.yaml: deploy.canary.sources.prometheus"
+        try:
+            self._query("vector(1)")
+        except MeasurementError as exc:
+            raise UsageError(str(exc), where=f"{where}.url", fix="point url at the Prometheus server's HTTP API, "
+                             "reachable from the job") from exc
+        if state.stable is None or not state.stable.healthy:
+            return []
+        served = self.read(state.stable).total
+        if served <= 0:
+            raise UsageError(f"no mlci_requests_total series matches {{{self.selector(state.stable)}}} for the "
+                             f"serving stable v{state.stable.release.version}", where=f"{where}.selector",
+                             fix="make the selector pick one backend's series as Prometheus labels them "
+                             "({address} is the backend's host:port), and check that Prometheus scrapes it")
+        return [f"stable: {served:,.0f} requests in Prometheus ({{{self.selector(state.stable)}}})"]

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import requests
 
 from mlcicd.delivery.metrics.base import MeasurementError, Snapshot
-from mlcicd.delivery.targets.base import Backend
+from mlcicd.delivery.targets.base import Backend, TargetState
 from mlcicd.errors import UsageError
 from mlcicd.plugins import SettingsError
 
@@ -101,3 +101,15 @@ class ScrapeSource:
 
     def value(self, query: str, backend: Backend) -> float:
         return select(self._page(backend), query)
+
+    def check(self, state: TargetState) -> list[str]:
+        """The serving stable's page must be readable from here (a canary is judged against it)."""
+        if state.stable is None or not state.stable.healthy:
+            return []
+        try:
+            snap = self.read(state.stable)
+        except MeasurementError as exc:
+            raise UsageError(str(exc), where="mlci.yaml: deploy.canary.source (scrape)",
+                             fix="the scrape source reads each server's /metrics directly, so the job must reach "
+                             "them (the local target); for a remote target use prometheus or cloudwatch") from exc
+        return [f"stable: {snap.total:,.0f} requests served so far (read from {state.stable.url}/metrics)"]

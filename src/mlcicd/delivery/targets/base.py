@@ -16,10 +16,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
 
+from mlcicd.errors import TargetError
+
 if TYPE_CHECKING:
     from mlcicd.registry import Registry
 
 Slot = Literal["stable", "canary"]
+
+
+class BackendUnhealthy(TargetError):
+    """A new version never became healthy (ensure_backend). Traffic was not moved to it."""
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ from typing import Any
 
 from mlcicd.aws import arn_suffix, client, translated
 from mlcicd.delivery.targets.alb import AlbRouter, RouterView
-from mlcicd.delivery.targets.base import Backend, Release, Slot, TargetEnv, TargetState
+from mlcicd.delivery.targets.base import Backend, BackendUnhealthy, Release, Slot, TargetEnv, TargetState
 from mlcicd.delivery.targets.ecs_config import COLORS, EcsConfig
 from mlcicd.errors import TargetError, UsageError
 
@@ -34,10 +34,6 @@ _RELEASE_TAGS = {"model_name": "mlci:model-name", "version": "mlci:model-version
                  "run_id": "mlci:run-id", "image": "mlci:image"}
 DEPLOYED_TAG = "mlci:deployed-at"
 CONTAINER = "model"
-
-
-class BackendUnhealthy(TargetError):
-    """A new version never became healthy; traffic was not touched."""
 
 
 @dataclass(frozen=True)
@@ -292,7 +288,8 @@ class EcsTarget:
         image = release.image
         if not image or "@sha256:" not in image:
             raise UsageError(f"the ecs target runs images pinned by digest, got {image!r}", where="input image",
-                             fix="run build-image first and pass its image-ref output (…@sha256:…) as the "
+                             fix="run build-image first: it records the image it pushed on the model version, "
+                             "where deploy-canary finds it; or pass its image-ref output (…@sha256:…) as the "
                              "deploy-canary input `image`")
         views = self._services()
         roles = self._roles(views)

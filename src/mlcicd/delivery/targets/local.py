@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from mlcicd.delivery.targets import processes
-from mlcicd.delivery.targets.base import Backend, Release, Slot, TargetEnv, TargetState
+from mlcicd.delivery.targets.base import Backend, BackendUnhealthy, Release, Slot, TargetEnv, TargetState
 from mlcicd.delivery.targets.nginx import NginxRouter, Upstream, render_config
 from mlcicd.errors import TargetError, UsageError
 from mlcicd.plugins import SettingsError
@@ -240,8 +240,8 @@ class LocalTarget:
         alive = processes.pid_alive(rec.pid)
         self._stop(st, rec)
         what = f"did not become ready within {self.ready_timeout:.0f} s" if alive else "exited before it was ready"
-        raise TargetError(f"the model server for {rec.release.model_name} v{rec.release.version} {what}. "
-                          f"Log {rec.log}, last lines:\n{processes.tail(Path(rec.log))}")
+        raise BackendUnhealthy(f"the model server for {rec.release.model_name} v{rec.release.version} {what}. "
+                               f"Log {rec.log}, last lines:\n{processes.tail(Path(rec.log))}")
 
     # -- routing ----------------------------------------------------------------------------
     def _route(self, st: LocalState) -> None:
