@@ -33,7 +33,7 @@ class AwsUnavailable(MlciError):
     """AWS could not be reached or kept throttling; re-running the stage is safe."""
 
 
-def client(service: str, region: str | None = None) -> Any:
+def client(service: str, region: str | None = None, *, attempts: int = 6, read_timeout: float = 30.0) -> Any:
     """A boto3 client with retries suited to CI jobs (adaptive, a few attempts, short timeouts)."""
     try:
         import boto3
@@ -45,7 +45,8 @@ def client(service: str, region: str | None = None) -> Any:
     if not region:
         raise UsageError("no AWS region given", where="mlci.yaml: deploy.ecs.region",
                          fix="set `region: eu-west-1` (or the AWS_REGION environment variable)")
-    cfg = BotoConfig(retries={"max_attempts": 6, "mode": "adaptive"}, connect_timeout=5, read_timeout=30)
+    cfg = BotoConfig(retries={"max_attempts": attempts, "mode": "adaptive"}, connect_timeout=5,
+                     read_timeout=read_timeout)
     return boto3.client(service, region_name=region, config=cfg)
 
 

@@ -14,7 +14,7 @@ from mlcicd.errors import UsageError
 from mlcicd.registry import CANARY, CHAMPION, ModelVersion
 from mlcicd.report import Check, StageResult, Status, Verdict
 from mlcicd.stages import StageContext
-from mlcicd.stages.deploy_session import DeploySession, now
+from mlcicd.stages.deploy_session import DEPLOYED_IMAGE_TAG, DeploySession, now
 
 
 def run(ctx: StageContext) -> StageResult:
@@ -47,8 +47,9 @@ def run(ctx: StageContext) -> StageResult:
     check = getattr(source, "check", None)  # a third-party source may predate check()
     notes = check(target.state()) if callable(check) else []
     checks += [Check("metrics", Status.PASS, f"{source.name}: {note}") for note in notes]
+    release = session.release(candidate, ctx.inputs.image)
     try:
-        backend = target.ensure_backend("canary", session.release(candidate, ctx.inputs.image))
+        backend = target.ensure_backend("canary", release)
     except BackendUnhealthy as exc:
         return _never_healthy(session, candidate, str(exc), checks)
     first_release = target.state().stable is None
@@ -63,7 +64,8 @@ def run(ctx: StageContext) -> StageResult:
     target.set_canary_weight(weight)
     registry.set_alias(CANARY, candidate.version)
     registry.set_tags(candidate.version, {"mlci.deploy.target": target.name, "mlci.deploy.weight": weight,
-                                          "mlci.deploy.at": now()})
+                                          "mlci.deploy.at": now(),
+                                          **({DEPLOYED_IMAGE_TAG: release.image} if release.image else {})})
     state = target.state()
     checks.append(Check("canary", Status.PASS, f"v{candidate.version} serving at {backend.url}",
                         observed=f"{weight}%"))

@@ -20,8 +20,10 @@ from mlcicd.delivery.targets.base import Release, Target, TargetState
 from mlcicd.registry import CANARY, CHALLENGER, ModelVersion, Registry
 from mlcicd.stages import StageContext
 
-# build-image records the image it pushed, pinned by digest, on the model version.
+# build-image records the image it pushed, pinned by digest, on the model version;
+# deploy-canary the image it deployed (the image input may name another).
 IMAGE_TAG = "mlci.image"
+DEPLOYED_IMAGE_TAG = "mlci.deploy.image"
 
 
 @dataclass
@@ -37,7 +39,8 @@ class DeploySession:
 
     def release(self, mv: ModelVersion, image: str | None = None) -> Release:
         """What to deploy; the image defaults to the one build-image recorded on the version (by digest)."""
-        return Release(mv.name, mv.version, mv.uri, mv.run_id, image or mv.tags.get(IMAGE_TAG) or None)
+        found = image or mv.tags.get(IMAGE_TAG) or mv.tags.get(DEPLOYED_IMAGE_TAG)
+        return Release(mv.name, mv.version, mv.uri, mv.run_id, found or None)
 
     def reconcile_aliases(self, state: TargetState) -> None:
         """Alias ``canary`` names exactly the version in the canary slot, or nothing."""

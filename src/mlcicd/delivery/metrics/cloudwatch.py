@@ -15,12 +15,15 @@ Predictions: ``Predictions`` (Sum) in ``namespace`` with dimensions ``ModelName`
 driver CloudWatch Logs extracts them, so the task needs no ``cloudwatch:PutMetricData``
 permission, no API call sits on the request path, and a throttled API cannot slow serving.
 
-Granularity: ALB metrics come in 60-second periods, usually 1-2 minutes late. A read sums
-only *complete* periods older than ``delay``, from ``lookback`` before the source was created
-(so the stable's earlier traffic is the judge's reference); the counters therefore move once
-per period, and an ``interval`` shorter than ``period`` only re-reads the same numbers. A
-failed call raises :class:`MeasurementError` (the judge counts it; never a pass); a period
-without datapoints is a period without requests, as the ALB publishes no zeros.
+Granularity: ALB metrics come in 60-second periods, usually 1-2 minutes late. Counters are
+cumulative from ``lookback`` before the source was created (so the stable's earlier traffic
+is the judge's reference): the first read sums every complete period since then, each later
+read adds only the periods completed since the one before, once they are older than
+``delay`` (a datapoint arriving later than that is missed, so keep ``delay`` above
+CloudWatch's lag). The counters move once per period; an ``interval`` shorter than
+``period`` only finds nothing new. A failed call raises :class:`MeasurementError` (the judge
+counts it; never a pass); a period without datapoints is a period without requests, as the
+ALB publishes no zeros.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from mlcicd.delivery.metrics.base import MeasurementError, Snapshot
@@ -81,23 +84,22 @@ class CloudWatchSource:
         self.cfg, self.where, self.now = cfg, where, now
         self.origin = self._floor(now() - cfg.lookback)
         self._client: Any = None
+        # Per backend: the end of the last period read, and the counts up to it.
+        self._read_until: dict[str, float] = {}
+        self._totals: dict[str, Snapshot] = {}
 
     @property
     def client(self) -> Any:
         if self._client is None:
             from mlcicd.aws import client
 
-            self._client = client("cloudwatch", self.cfg.region)
+            # A look must not hang: few retries, short reads (the monitor looks again next interval).
+            self._client = client("cloudwatch", self.cfg.region, attempts=2, read_timeout=10.0)
         return self._client
 
     def _floor(self, t: float) -> float:
         return t - t % self.cfg.period
 
-    def _window(self) -> tuple[datetime, datetime] | None:
-        end = self._floor(self.now() - self.cfg.delay)
-        if end <= self.origin:
-            return None
-        return datetime.fromtimestamp(self.origin, UTC), datetime.fromtimestamp(end, UTC)
 
     @staticmethod
     def _dimensions(backend: Backend) -> list[dict[str, str]]:
@@ -133,16 +135,26 @@ class CloudWatchSource:
         return found
 
     def _stat(self, qid: str, name: str, dims: list[dict[str, str]], stat: str,
-              namespace: str = ALB_NAMESPACE) -> dict[str, Any]:
+              namespace: str = ALB_NAMESPACE, period: int | None = None) -> dict[str, Any]:
         return {"Id": qid, "ReturnData": True, "MetricStat": {
             "Metric": {"Namespace": namespace, "MetricName": name, "Dimensions": dims},
-            "Period": self.cfg.period, "Stat": stat}}
+            "Period": period or self.cfg.period, "Stat": stat}}
 
     def read(self, backend: Backend) -> Snapshot:
+        key = f"{backend.slot}|{backend.url}|{backend.labels.get('TargetGroup')}"
+        start = self._read_until.get(key, self.origin)
+        end = self._floor(self.now() - self.cfg.delay)
+        total = self._totals.get(key, Snapshot())
+        if end <= start:
+            return total
+        new = self._read_window(backend, (datetime.fromtimestamp(start, UTC), datetime.fromtimestamp(end, UTC)))
+        total = _plus(total, new)
+        self._read_until[key], self._totals[key] = end, total
+        return total
+
+    def _read_window(self, backend: Backend, window: tuple[datetime, datetime]) -> Snapshot:
+        """The counts of the periods in ``window`` (complete periods only)."""
         dims = self._dimensions(backend)
-        window = self._window()
-        if window is None:
-            return Snapshot()
         queries = [self._stat("req", "RequestCount", dims, "Sum"),
                    self._stat("err", "HTTPCode_Target_5XX_Count", dims, "Sum"),
                    self._stat("n", "TargetResponseTime", dims, "SampleCount")]
@@ -209,12 +221,18 @@ class CloudWatchSource:
     def check(self, state: TargetState) -> list[str]:
         """Before any traffic moves: can we read the metrics the analysis will need? Notes for the report.
 
-        Raises UsageError (exit 2, naming the key) for a wrong dimension, namespace or permission.
+        Raises UsageError (exit 2, naming the key) for a denied permission, wrong dimensions or a
+        namespace without the stable's prediction metrics; AwsUnavailable when CloudWatch does
+        not answer (nothing changed yet, so re-running is safe).
         """
         from botocore.exceptions import ClientError
 
+        from mlcicd.aws import AwsUnavailable, error_code
+
         notes: list[str] = []
-        end = datetime.now(UTC)
+        span = 60 * max(10, math.ceil(self.cfg.lookback / 60))  # one period of whole minutes: one datapoint
+        end = self.now() - self.now() % 60
+        window = (datetime.fromtimestamp(end - span, UTC), datetime.fromtimestamp(end, UTC))
         for backend in (state.stable, state.canary):
             if backend is None:
                 continue
@@ -223,32 +241,42 @@ class CloudWatchSource:
             except MeasurementError as exc:
                 raise UsageError(str(exc), where=f"{self.where} / deploy.target",
                                  fix="use source cloudwatch with target ecs, or choose another metric source") from exc
+            queries = [self._stat("req", "RequestCount", dims, "Sum", period=span),
+                       self._stat("p", "TargetResponseTime", dims, "p99", period=span)]
             try:
-                found = self._query([self._stat("req", "RequestCount", dims, "Sum"),
-                                     self._stat("p", "TargetResponseTime", dims, "p99")],
-                                    (end - timedelta(seconds=max(self.cfg.lookback, 600)), end))
+                found = self._query(queries, window)
             except MeasurementError as exc:
                 cause = exc.__cause__
+                if isinstance(cause, ClientError) and error_code(cause).startswith(("AccessDenied", "Unauthorized")):
+                    raise UsageError(f"CloudWatch denied GetMetricData: {cause}", where=self.where,
+                                     fix="allow `cloudwatch:GetMetricData` and `cloudwatch:ListMetrics` for the "
+                                     "job's role (see the README's IAM policy)") from exc
                 if isinstance(cause, ClientError):
-                    from mlcicd.aws import error_code
-
-                    if error_code(cause).startswith(("AccessDenied", "Unauthorized")):
-                        raise UsageError(f"CloudWatch denied GetMetricData: {cause}", where=self.where,
-                                         fix="allow `cloudwatch:GetMetricData` and `cloudwatch:ListMetrics` for the "
-                                         "job's role (see the README's IAM policy)") from exc
-                raise UsageError(str(exc), where=self.where, fix="check the region and the job's AWS access") from exc
+                    raise UsageError(str(exc), where=self.where, fix="check the region and the dimensions") from exc
+                raise AwsUnavailable(f"could not check the canary's metrics before moving traffic: {exc}; "
+                                     "nothing was changed, re-running is safe") from exc
             served = sum(v for _, v in found.get("req", []))
-            if backend.slot == "stable" and served > 0:
-                p99 = [v for _, v in found.get("p", [])]
-                notes.append(f"stable: {served:,.0f} requests in the last {max(self.cfg.lookback, 600) / 60:.0f} min"
-                             + (f", p99 {1000 * max(p99):,.0f} ms" if p99 else ""))
-                if not self._labels(backend):
-                    raise UsageError(
-                        f"the stable v{backend.release.version} served {served:,.0f} requests but published no "
-                        f"prediction metrics in namespace {self.cfg.namespace!r}",
-                        where=f"{self.where}.namespace",
-                        fix="set the namespace the model server writes to (its MLCI_EMF_NAMESPACE), and run the task "
-                        "with the awslogs log driver (deploy.ecs.log_group) so CloudWatch extracts them")
-            elif backend.slot == "stable":
-                notes.append(f"stable: no requests in the last {max(self.cfg.lookback, 600) / 60:.0f} min yet")
+            if backend.slot != "stable":
+                continue
+            if served <= 0:
+                notes.append(f"stable: no requests in the last {span // 60} min yet")
+                continue
+            p99 = [v for _, v in found.get("p", []) if v is not None]
+            notes.append(f"stable: {served:,.0f} requests in the last {span // 60} min"
+                         + (f", p99 {1000 * max(p99):,.0f} ms" if p99 else ""))
+            if not self._labels(backend):
+                raise UsageError(
+                    f"the stable v{backend.release.version} served {served:,.0f} requests but published no "
+                    f"prediction metrics in namespace {self.cfg.namespace!r}",
+                    where=f"{self.where}.namespace",
+                    fix="set the namespace the model server writes to (its MLCI_EMF_NAMESPACE), and run the task "
+                    "with the awslogs log driver (deploy.ecs.log_group) so CloudWatch extracts them")
         return notes
+
+
+def _plus(a: Snapshot, b: Snapshot) -> Snapshot:
+    def add(x: dict[Any, float], y: dict[Any, float]) -> dict[Any, float]:
+        return {k: x.get(k, 0.0) + y.get(k, 0.0) for k in x.keys() | y.keys()}
+
+    return Snapshot(add(a.requests, b.requests), add(a.latency_buckets, b.latency_buckets),
+                    add(a.predictions, b.predictions))

@@ -211,19 +211,27 @@ class EcsTarget:
         self._tg_cache[color] = tg["TargetGroupArn"]
         return self._tg_cache[color]
 
+    def _revisions(self, release: Release) -> list[tuple[str, dict[str, str]]]:
+        """(ARN, tags) of the recent task-definition revisions that run ``release``'s model version."""
+        with translated("ecs:ListTaskDefinitions", f"{self.where}.service_name"):
+            arns = self.ecs.list_task_definitions(familyPrefix=self.cfg.task_family, status="ACTIVE", sort="DESC",
+                                                  maxResults=25).get("taskDefinitionArns", [])
+        found = []
+        for arn in arns:
+            with translated("ecs:DescribeTaskDefinition", f"{self.where}.service_name"):
+                described = self.ecs.describe_task_definition(taskDefinition=arn, include=["TAGS"])
+            tags = {t["key"]: t["value"] for t in described.get("tags", [])}
+            if tags.get(_RELEASE_TAGS["version"]) == release.version \
+                    and tags.get(_RELEASE_TAGS["model_name"]) == release.model_name:
+                found.append((str(arn), tags))
+        return found
+
     def _task_definition(self, release: Release, image: str) -> str:
         """One revision per model version and image: found by its tags, registered only if missing."""
         family = self.cfg.task_family
-        with translated("ecs:ListTaskDefinitions", f"{self.where}.service_name"):
-            arns = self.ecs.list_task_definitions(familyPrefix=family, status="ACTIVE", sort="DESC",
-                                                  maxResults=25).get("taskDefinitionArns", [])
-        for arn in arns:
-            with translated("ecs:DescribeTaskDefinition", f"{self.where}.service_name"):
-                found = self.ecs.describe_task_definition(taskDefinition=arn, include=["TAGS"])
-            tags = {t["key"]: t["value"] for t in found.get("tags", [])}
-            if tags.get(_RELEASE_TAGS["version"]) == release.version and tags.get(_RELEASE_TAGS["image"]) == image \
-                    and tags.get(_RELEASE_TAGS["model_name"]) == release.model_name:
-                return str(arn)
+        for arn, tags in self._revisions(release):
+            if tags.get(_RELEASE_TAGS["image"]) == image:
+                return arn
         cfg = self.cfg
         env = {"MLCI_MODEL_NAME": release.model_name, "MLCI_MODEL_VERSION": release.version,
                "MLCI_MODEL_URI": release.model_uri, **({"MLCI_WORKERS": str(cfg.workers)} if cfg.workers else {}),
@@ -285,7 +293,9 @@ class EcsTarget:
 
     # -- the Target protocol ----------------------------------------------------------------
     def ensure_backend(self, slot: Slot, release: Release) -> Backend:
-        image = release.image
+        # A version deployed before (restoring the previous champion) runs the image it ran then.
+        image = release.image or next((t[_RELEASE_TAGS["image"]] for _, t in self._revisions(release)
+                                       if t.get(_RELEASE_TAGS["image"])), None)
         if not image or "@sha256:" not in image:
             raise UsageError(f"the ecs target runs images pinned by digest, got {image!r}", where="input image",
                              fix="run build-image first: it records the image it pushed on the model version, "

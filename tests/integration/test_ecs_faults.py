@@ -1,0 +1,175 @@
+"""Faults on ``target: ecs``, each stage a fresh job (moto's server plus the rig's real data plane).
+
+* deploy-canary killed between "service created" and "weights set": a re-run converges;
+* canary tasks that never become healthy: rolled back with the reason, no traffic ever reaches them;
+* CloudWatch unreadable in the middle of the bake: inconclusive, never a promotion;
+* the listener changed by somebody else in the middle of the bake: reported, never overwritten.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from ecs_project import IMAGE, EcsProject
+from runners import require
+
+from mlcicd.delivery.targets.alb import forward_weights
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def project(moto, mlflow_server, tmp_path: Path) -> Iterator[EcsProject]:  # type: ignore[no-untyped-def]
+    from mlcicd.delivery.targets.nginx import find_nginx
+    from mlcicd.errors import ToolMissingError
+
+    try:
+        find_nginx()
+    except ToolMissingError as exc:
+        require(False, str(exc))
+    project = EcsProject.create(tmp_path, moto=moto, tracking_uri=mlflow_server.url,
+                                model_name=f"ecs-{uuid.uuid4().hex[:8]}")
+    yield project
+    project.stop()
+
+
+@pytest.fixture
+def champion(project: EcsProject) -> str:
+    """A first release, promoted: v1 serves all traffic."""
+    version = project.release("python train.py")
+    for stage, inputs in (("deploy-canary", {"image": IMAGE}), ("monitor-canary", {"generate_traffic": 30}),
+                          ("promote", {})):
+        run = project.run(stage, **inputs)
+        assert run.code == 0, run.log
+    return version
+
+
+def listener_weights(project: EcsProject) -> dict[str, int]:
+    import boto3
+
+    elb = boto3.client("elbv2", region_name="eu-west-1")
+    actions = elb.describe_listeners(ListenerArns=[project.infra.listener_arn])["Listeners"][0]["DefaultActions"]
+    return {arn.rsplit(":targetgroup/", 1)[1].split("/")[0]: w for arn, w in forward_weights(actions).items()}
+
+
+def services(project: EcsProject) -> dict[str, dict[str, object]]:
+    import boto3
+
+    ecs = boto3.client("ecs", region_name="eu-west-1")
+    names = [f"{project.infra.name}-{c}" for c in ("blue", "green")]
+    found = ecs.describe_services(cluster=project.infra.cluster, services=names, include=["TAGS"])["services"]
+    return {s["serviceName"]: {"desired": s["desiredCount"], **{t["key"]: t["value"] for t in s.get("tags", [])}}
+            for s in found}
+
+
+def test_a_deploy_killed_before_the_traffic_split_converges_on_a_rerun(project: EcsProject, champion: str) -> None:
+    canary = project.release("python train.py --C 0.5")
+    proc, _ = project.start("deploy-canary", image=IMAGE)
+    deadline = time.monotonic() + 120
+    while not any(s.get("mlci:slot") == "canary" for s in services(project).values()):
+        assert proc.poll() is None and time.monotonic() < deadline, "the canary service never appeared"
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGKILL)  # the runner dies: the service exists, no traffic moved yet
+    proc.wait()
+    assert set(listener_weights(project).values()) <= {0, 100}, "traffic moved before the kill"
+    rerun = project.run("deploy-canary", image=IMAGE)
+    assert rerun.code == 0, rerun.log
+    assert rerun.outputs["canary-version"] == canary
+    weights = listener_weights(project)
+    assert sorted(weights.values()) == [25, 75], weights  # the first step of examples/credit-risk
+    assert project.registry().aliases()["canary"] == canary
+    # Nothing was created twice: still exactly two services.
+    assert len(services(project)) == 2
+
+
+def test_a_canary_that_never_becomes_healthy_is_rolled_back_and_never_served(project: EcsProject,
+                                                                            champion: str) -> None:
+    canary = project.release("python train.py --C 0.5")
+    before = listener_weights(project)
+    project.configure(deploy={"ecs": {"environment": {"MLCI_RIG_CRASH": "1"}, "health_timeout": 20}})
+    deploy = project.run("deploy-canary", image=IMAGE)
+    assert deploy.code == 1, deploy.log
+    assert "never became healthy and received no traffic" in deploy.report["summary"]
+    assert "Essential container in task exited" in deploy.report["summary"]  # ECS's own stop reason
+    assert listener_weights(project) == before
+    colors = services(project)
+    canary_service = next(s for s in colors.values() if s.get("mlci:model-version") == canary)
+    assert canary_service["desired"] == 0 and canary_service["mlci:slot"] == "idle"
+    registry = project.registry()
+    assert "canary" not in registry.aliases() and "challenger" not in registry.aliases()
+    assert "never became healthy" in registry.version(canary).tags["mlci.rollback.reason"]
+
+
+class Relay:
+    """A TCP relay in front of moto for one AWS service: closing it makes that service unreachable."""
+
+    def __init__(self, upstream: str) -> None:
+        host, port = upstream.split("://", 1)[1].rsplit(":", 1)
+        self.upstream = (host, int(port))
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.server.getsockname()[1]}"
+        self.open = True
+        self.sockets: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while self.open:
+            try:
+                client, _ = self.server.accept()
+            except OSError:
+                return
+            if not self.open:
+                client.close()
+                return
+            upstream = socket.create_connection(self.upstream)
+            self.sockets += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                s.close()
+
+    def close(self) -> None:
+        """Refuse new connections and cut the open ones (a client's keep-alive pool included)."""
+        self.open = False
+        self.server.close()
+        for s in self.sockets:
+            with contextlib.suppress(OSError):
+                s.shutdown(socket.SHUT_RDWR)
+            s.close()
+
+
+def test_cloudwatch_unreadable_mid_bake_ends_inconclusive(project: EcsProject, champion: str) -> None:
+    project.release("python train.py --C 0.5")
+    relay = Relay(project.moto.url)
+    env = {"AWS_ENDPOINT_URL_CLOUDWATCH": relay.url}
+    assert project.run("deploy-canary", image=IMAGE, env=env).code == 0
+    project.configure(deploy={"canary": {"duration": 90, "max_measurement_errors": 3}})
+    with project.users():
+        proc, workdir = project.start("monitor-canary", env=env)
+        time.sleep(20)  # a few looks read fine
+        relay.close()
+        log, _ = proc.communicate(timeout=300)
+    from ecs_project import read_report
+
+    report = read_report(workdir, "monitor-canary")
+    assert proc.returncode == 3, log
+    assert report["verdict"] == "inconclusive", report["summary"]
+    assert "unreadable" in report["summary"] and "GetMetricData" in log, report["summary"]
+    assert report["outputs"]["decision"] != "promote"

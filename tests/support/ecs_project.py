@@ -1,0 +1,149 @@
+"""The example project deployed with ``target: ecs``, each stage run from a fresh directory.
+
+A hosted runner starts every job with a checkout of the repository and credentials, and
+nothing else. :meth:`EcsProject.run` does the same: it copies the repository's files into a
+new directory and runs ``mlci run <stage>`` there in a subprocess whose environment holds
+only what a CI job would have (the machine's settings, AWS credentials for moto). What the
+stages know of each other they learn from the MLflow tracking server and from AWS.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import random
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from alb_data_plane import DataPlane
+from aws_rig import AwsInfra, MotoServer
+
+from mlcicd.delivery.traffic import LoadGenerator, read_rows
+from mlcicd.registry import Registry
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "credit-risk"
+# A plausible image reference: the rig runs the model from the registry, not the image.
+IMAGE = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/credit-risk@sha256:" + "ab" * 32
+MISSING_INCOME_SHARE = 0.1
+_runs = itertools.count(1)
+
+
+@dataclass
+class StageRun:
+    code: int
+    log: str
+    workdir: Path
+    report: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def outputs(self) -> dict[str, str]:
+        return dict(self.report.get("outputs", {}))
+
+
+@dataclass
+class EcsProject:
+    repo: Path  # the repository as committed: what every job checks out
+    moto: MotoServer
+    infra: AwsInfra
+    plane: DataPlane
+    tracking_uri: str
+    model_name: str
+
+    @classmethod
+    def create(cls, root: Path, *, moto: MotoServer, tracking_uri: str, model_name: str,
+               canary: dict[str, Any] | None = None, **ecs: Any) -> EcsProject:
+        infra = AwsInfra.create("st")
+        plane = DataPlane(infra, tracking_uri=tracking_uri, workdir=root / "aws").start()
+        repo = root / "repo"
+        repo.mkdir(parents=True)
+        for name in ("data", "train.py", "mlci.yaml"):
+            src = EXAMPLE / name
+            (shutil.copytree if src.is_dir() else shutil.copy2)(src, repo / name)
+        cfg = yaml.safe_load((repo / "mlci.yaml").read_text())
+        cfg["mlflow"] = {"model_name": model_name, "tracking_uri": tracking_uri}
+        # The gate's single-row latency limit measures this shared machine's load, not the model.
+        cfg["gate"]["thresholds"].pop("latency_p99_ms", None)
+        cfg["deploy"]["target"] = "ecs"
+        cfg["deploy"].pop("local", None)
+        cfg["deploy"]["ecs"] = infra.ecs_config(endpoint=plane.endpoint, poll_interval=0.5, health_timeout=120,
+                                                **ecs)
+        # The rig publishes ALB metrics at 1-second resolution as they happen: read them at once.
+        cfg["deploy"]["canary"].update({"source": "cloudwatch",
+                                        "sources": {"cloudwatch": {"period": 1, "delay": 2, "lookback": 30}}},
+                                       **(canary or {}))
+        (repo / "mlci.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+        return cls(repo, moto, infra, plane, tracking_uri, model_name)
+
+    def configure(self, **changes: Any) -> None:
+        """Change mlci.yaml in the repository (as a commit would): ``deploy={...}`` merges one level deep."""
+        cfg = yaml.safe_load((self.repo / "mlci.yaml").read_text())
+        for section, value in changes.items():
+            for key, sub in value.items():
+                if isinstance(sub, dict) and isinstance(cfg[section].get(key), dict):
+                    cfg[section][key].update(sub)
+                else:
+                    cfg[section][key] = sub
+        (self.repo / "mlci.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+
+    def job_env(self) -> dict[str, str]:
+        keep = {k: v for k, v in os.environ.items() if not k.startswith(("MLCI_", "MLFLOW_", "AWS_"))}
+        return {**keep, **self.moto.env(), "MLFLOW_DISABLE_TELEMETRY": "true", "CI": "true"}
+
+    def fresh(self) -> Path:
+        """A new job's working directory: a checkout of the repository, nothing else."""
+        workdir = self.repo.parent / f"job-{next(_runs)}"
+        shutil.copytree(self.repo, workdir)
+        return workdir
+
+    def start(self, stage: str, *, env: dict[str, str] | None = None, **inputs: Any) -> tuple[subprocess.Popen[str],
+                                                                                            Path]:
+        workdir = self.fresh()
+        argv = [str(Path(sys.executable).with_name("mlci")), "run", stage]
+        for key, value in inputs.items():
+            argv += [f"--{key.replace('_', '-')}", str(value)]
+        proc = subprocess.Popen(argv, cwd=workdir, env={**self.job_env(), **(env or {})}, text=True,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        return proc, workdir
+
+    def run(self, stage: str, *, env: dict[str, str] | None = None, timeout: float = 600, **inputs: Any) -> StageRun:
+        proc, workdir = self.start(stage, env=env, **inputs)
+        log, _ = proc.communicate(timeout=timeout)
+        return StageRun(proc.returncode, log, workdir, read_report(workdir, stage))
+
+    def release(self, command: str) -> str:
+        """train and gate (each a fresh job): the new challenger's version."""
+        self.configure(train={"command": command})
+        train = self.run("train")
+        assert train.code == 0, train.log
+        gate = self.run("gate", model_uri=train.outputs["model-uri"])
+        assert gate.code == 0, gate.log
+        return gate.outputs["model-version"]
+
+    def registry(self) -> Registry:
+        return Registry(self.tracking_uri, self.model_name)
+
+    def users(self, rate: float = 40.0) -> LoadGenerator:
+        """Production traffic through the ALB: eval rows, about one in ten without an income."""
+        rows = read_rows(self.repo / "data" / "eval.csv", drop=("default",))
+
+        def missing_income(i: int, row: dict[str, Any]) -> dict[str, Any]:
+            if random.Random(i).random() < MISSING_INCOME_SHARE:
+                row["income"] = None
+            return row
+
+        return LoadGenerator(self.plane.endpoint, rows, rate=rate, workers=4, mutate=missing_income, timeout=3.0)
+
+    def stop(self) -> None:
+        self.plane.stop()
+
+
+def read_report(workdir: Path, stage: str) -> dict[str, Any]:
+    import json
+
+    path = workdir / "mlci-report" / f"{stage}.json"
+    return json.loads(path.read_text()) if path.is_file() else {}
