@@ -100,6 +100,30 @@ def down(config: str) -> None:
     sys.exit(stop_target(config))
 
 
+@mlci.group()
+def image() -> None:
+    """Images: make a base image where none can be pulled."""
+
+
+@image.command("base")
+@click.option("--debian", "suite", default="bookworm", show_default=True,
+              help="Debian release (bookworm: Python 3.11, trixie: Python 3.13).")
+@click.option("--mirror", default=None, help="Debian mirror [default: http://deb.debian.org/debian].")
+@click.option("--push", "registry", default=None,
+              help="Push to this registry (host[:port][/namespace]) instead of loading into local storage.")
+@click.option("--cache-dir", default=None, type=click.Path(file_okay=False),
+              help="Where the image is cached [default: $MLCI_CACHE_DIR or ~/.cache/mlcicd].")
+def image_base(suite: str, mirror: str | None, registry: str | None, cache_dir: str | None) -> None:
+    """Make a Debian + Python base image from Debian's packages (debootstrap, as root) once, then reuse it.
+
+    Prints the reference to put into mlci.yaml as image.base (and the matching image.python
+    and image.platform).
+    """
+    from mlcicd.images.base_cli import make_base
+
+    sys.exit(make_base(suite, mirror, registry, cache_dir))
+
+
 @click.group()
 @click.version_option(package_name="ml-cicd")
 def mlci_gen() -> None:

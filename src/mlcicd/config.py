@@ -120,18 +120,37 @@ class GateConfig:
 class ImageConfig:
     registry: str | None = None
     repository: str | None = None
+    # The main tag (default v<model version>); the image is also tagged sha-<git commit>.
     tag: str | None = None
     builder: Literal["auto", "buildah", "docker", "podman"] = "auto"
     base: str = "python:3.11-slim"
     push: bool = True
-    # Runs inside the image to install the model server; empty to rely on the base image.
-    install: str = "pip install --no-cache-dir 'ml-cicd[serve]'"
+    # model: the model server and the model's own requirements, as wheels resolved on the builder
+    # and installed offline; none: the base image already has both.
+    requirements: Literal["model", "none"] = "model"
+    # The image's Python (default: the one the model was saved with) and wheel platform
+    # (default manylinux_2_28_<this machine's CPU>: any glibc >= 2.28 base).
+    python: str | None = None
+    platform: str | None = None
+    # Serves the model's `mlflow==X` pin: the server needs only mlflow.pyfunc (`mlflow` for everything).
+    mlflow_package: str = "mlflow-skinny"
+    # A pip constraints file (relative to mlci.yaml) pinning the versions of indirect requirements.
+    constraints: str | None = None
+    # Shell command run as root in the image before the requirements (e.g. apt-get install -y libgomp1).
+    install: str = ""
+    # Load the model and answer its input example inside the image during the build.
+    check: bool = True
+    # Registry login before the push: auto picks ECR, GHCR or the GitLab registry from the host.
+    login: Literal["auto", "ecr", "ghcr", "gitlab", "none"] = "auto"
 
 
 @dataclass
 class LocalTargetConfig:
     port: int = 8080
     state_dir: str = ".mlci/local"
+    # Worker processes per model server. 1: stable, canary and the router share one machine
+    # (a laptop, a runner), and each worker holds its own copy of the model and libraries.
+    workers: int = 1
 
 
 CheckMode = Literal["enforce", "observe"]
@@ -390,6 +409,8 @@ def _check_semantics(cfg: Config, filename: str) -> None:
             if value is not None and value <= 0:
                 fail(f"gate.champion.{name}.{attr}", f"must be a positive number (MLflow's semantics), got {value}",
                      f"remove the key to only require no regression, or e.g. `{attr}: 0.01`")
+    if cfg.deploy.local.workers < 1:
+        fail("deploy.local.workers", f"must be at least 1, got {cfg.deploy.local.workers}", "e.g. `workers: 2`")
     if cfg.data.label in cfg.data.sensitive:
         fail("data.sensitive", f"the label column {cfg.data.label!r} cannot be a sensitive attribute",
              "list demographic columns such as `sensitive: [gender]`")

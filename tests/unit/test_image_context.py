@@ -23,15 +23,14 @@ from mlcicd.images.builders import (
 from mlcicd.images.context import (
     check_base_image,
     default_repository,
-    entrypoint,
     find_model_dir,
     image_settings,
     is_loopback,
     oci_labels,
     prepare_context,
     registry_of,
-    render_dockerfile,
 )
+from mlcicd.images.dockerfile import entrypoint, render_dockerfile
 
 NASTY = 'x"; rm -rf / #\nRUN echo pwned $HOME `id`'
 

@@ -15,6 +15,8 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import socket
+import sys
 import threading
 import time
 from http import HTTPStatus
@@ -193,7 +195,11 @@ def _clean(obj: Any) -> Any:
 
 
 class ModelHTTPServer(ThreadingHTTPServer):
-    """Counts in-flight requests so a SIGTERM can let them finish before the process exits."""
+    """Counts in-flight requests so a SIGTERM can let them finish before the process exits.
+
+    With ``sock`` the server accepts on a listening socket it inherited (a worker process of
+    :mod:`mlcicd.serving.supervisor`) instead of binding one.
+    """
 
     daemon_threads = True
     # Idle keep-alive connections park a thread in a blocking read: never join those on close.
@@ -201,13 +207,32 @@ class ModelHTTPServer(ThreadingHTTPServer):
     # The default backlog of 5 makes a burst of new connections wait for SYN retries (1 s and up).
     request_queue_size = 128
 
-    def __init__(self, address: tuple[str, int], service: ModelService, metrics: ServerMetrics) -> None:
+    def __init__(self, address: tuple[str, int], service: ModelService, metrics: ServerMetrics,
+                 sock: socket.socket | None = None) -> None:
         self.service = service
         self.metrics = metrics
         self.stopping = False
+        # False while the supervisor answers for workers that are still loading: every response
+        # closes its connection, so no client stays attached to a process that hands over.
+        self.keep_alive = True
         self._inflight = 0
         self._idle = threading.Condition()
-        super().__init__(address, Handler)
+        super().__init__(address, Handler, bind_and_activate=sock is None)
+        if sock is not None:
+            self.socket.close()
+            self.socket = sock
+            self.server_address = sock.getsockname()
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that drops its connection is normal traffic, not a server error: no traceback.
+
+        Keep-alive clients (load balancers, pools) close or reset idle connections whenever they
+        like; the handler's next read then raises ConnectionResetError.
+        """
+        exc = sys.exc_info()[1]
+        if isinstance(exc, ConnectionError | TimeoutError):
+            return
+        super().handle_error(request, client_address)  # a bug of ours: keep the whole traceback
 
     def enter(self) -> None:
         with self._idle:
@@ -249,7 +274,7 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
         self.send_header("X-Model-Version", self.server.service.model_version)
-        if self.server.stopping:
+        if self.server.stopping or not self.server.keep_alive:
             self.send_header("Connection", "close")
             self.close_connection = True
         self.end_headers()

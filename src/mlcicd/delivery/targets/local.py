@@ -212,7 +212,7 @@ class LocalTarget:
         log = self.dir / "logs" / f"{slot}-{release.version}.log"
         argv = [sys.executable, "-m", "mlcicd.serving", "--port", str(port), "--host", "127.0.0.1",
                 "--model-dir", str(model_dir), "--model-name", release.model_name,
-                "--model-version", release.version]
+                "--model-version", release.version, "--workers", str(self.config.deploy.local.workers)]
         if release.run_id:
             argv += ["--run-id", release.run_id]
         env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "PYTHONUNBUFFERED": "1"}
