@@ -104,7 +104,8 @@ def model_python(model_dir: Path) -> str | None:
 
 def wheel_target(model_dir: Path, python: str | None, plat: str | None) -> WheelTarget:
     version = (python or "").strip() or model_python(model_dir) or f"{sys.version_info[0]}.{sys.version_info[1]}"
-    if not _PYTHON.match(version):
+    m = _PYTHON.match(version)
+    if m is None or int(m.group(1)) < 8:
         raise UsageError(f"{version!r} is not a Python version", where=PYTHON_WHERE,
                          fix="write major.minor, e.g. `python: \"3.11\"` (quoted: YAML reads 3.10 as 3.1)")
     machine = platform.machine().lower()
