@@ -192,12 +192,15 @@ def test_image_has_the_model_and_its_requirements_under_both_tags(served_image, 
     assert members["opt/ml/model/MLmodel"].mode & 0o777 == 0o644 and members["opt/ml/model/MLmodel"].uid == 0
     site = "opt/mlci/venv/lib/python3.11/site-packages"
     assert f"{site}/sklearn/__init__.py" in members and f"{site}/mlcicd/serving/supervisor.py" in members
-    assert f"{site}/mlflow/pyfunc/__init__.py" in members and f"{site}/mlflow/server/__init__.py" not in members
+    assert f"{site}/mlflow/pyfunc/__init__.py" in members
+    # mlflow-skinny serves the model's mlflow pin: no tracking server stack (Flask, SQLAlchemy, ...).
+    assert not any(n.startswith((f"{site}/flask/", f"{site}/sqlalchemy/", f"{site}/alembic/")) for n in members)
     assert any(n.startswith(f"{site}/sklearn/__pycache__/") for n in members)  # compiled ahead, hash-based
     assert not any(n.endswith(".whl") for n in members), "wheels must come from a bind mount, not a layer"
     assert not any(n.startswith(f"{site}/pip/") for n in members)
     lock = texts["opt/mlci/requirements.lock"].decode()
     assert lock == result.evidence["requirements_lock"]
+    assert "\nmlflow-skinny==" in lock and "\nmlflow==" not in lock
     assert all(" --hash=sha256:" in line for line in lock.splitlines() if not line.startswith("#"))
 
     from mlflow.tracking import MlflowClient
