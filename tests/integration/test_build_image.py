@@ -21,14 +21,7 @@ from pathlib import Path
 import pytest
 import requests
 import yaml
-from image_registry import (
-    buildah,
-    missing_tools,
-    push_busybox_base,
-    push_python_base,
-    running_image,
-    running_registry,
-)
+from image_registry import buildah, missing_tools, push_python_base, registry_with_busybox, running_image
 from mlflow_globals import mlflow_uri
 from runners import REQUIRED
 
@@ -54,14 +47,19 @@ if _missing:
 
 
 @pytest.fixture(scope="module")
-def registry(tmp_path_factory):
-    with running_registry(tmp_path_factory.mktemp("registry")) as address:
-        yield address
+def open_registry(tmp_path_factory):
+    with registry_with_busybox(tmp_path_factory.mktemp("images")) as found:
+        yield found
 
 
 @pytest.fixture(scope="module")
-def busybox_base(registry, tmp_path_factory):
-    return push_busybox_base(registry, tmp_path_factory.mktemp("base"))
+def registry(open_registry):
+    return open_registry[0]
+
+
+@pytest.fixture(scope="module")
+def busybox_base(open_registry):
+    return open_registry[1]
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from image_registry import missing_tools, push_busybox_base, running_registry
+from image_registry import missing_tools, registry_with_busybox, running_registry
 from mlflow_globals import mlflow_uri
 from runners import REQUIRED
 
@@ -46,20 +46,16 @@ if _missing:
 
 
 @pytest.fixture(scope="module")
-def open_registry(tmp_path_factory):
-    with running_registry(tmp_path_factory.mktemp("open-registry")) as address:
-        yield address
-
-
-@pytest.fixture(scope="module")
 def locked_registry(tmp_path_factory):
     with running_registry(tmp_path_factory.mktemp("locked-registry"), users=USERS) as address:
         yield address
 
 
 @pytest.fixture(scope="module")
-def base_image(open_registry, tmp_path_factory):
-    return push_busybox_base(open_registry, tmp_path_factory.mktemp("base"))
+def base_image(tmp_path_factory):
+    """busybox from an open registry: pulling the base needs no login, pushing the image does."""
+    with registry_with_busybox(tmp_path_factory.mktemp("open")) as (_, base):
+        yield base
 
 
 @pytest.fixture(scope="module")

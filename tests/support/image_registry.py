@@ -77,6 +77,13 @@ def running_registry(home: Path, users: dict[str, str] | None = None) -> Iterato
         log.close()
 
 
+@contextlib.contextmanager
+def registry_with_busybox(home: Path) -> Iterator[tuple[str, str]]:
+    """An open registry holding the busybox base: (host:port, base image reference)."""
+    with running_registry(home / "registry") as address:
+        yield address, push_busybox_base(address, home / "base")
+
+
 def push_busybox_base(registry: str, work: Path) -> str:
     """Build busybox on scratch and push it to ``registry``; return its reference."""
     rootfs = work / "ctx" / "rootfs"
