@@ -75,6 +75,37 @@ def test_every_worker_serves_and_metrics_count_them_all(mlflow_project: MlflowPr
     assert "Traceback" not in srv.log_text()
 
 
+def _connections_per_worker(port: int, workers: set[int]) -> list[int]:
+    """Established connections each worker holds on ``port`` (from `ss`, iproute2)."""
+    out = subprocess.run(["ss", "-tnpH", "state", "established", f"( sport = :{port} )"], capture_output=True,
+                         text=True, check=True).stdout
+    return sorted(sum(f"pid={pid}," in line for line in out.splitlines()) for pid in workers)
+
+
+def test_keep_alive_connections_spread_evenly_over_the_workers(mlflow_project: MlflowProject,
+                                                               tmp_path: Path) -> None:
+    """8 pooled connections over 2 workers: 4/4, where first-come accept gives 1/7 to 3/5 most of the time."""
+    srv = start_server(mlflow_project, "1", tmp_path / "server.log", "--workers", "2")
+    try:
+        splits = []
+        for _ in range(5):
+            pool = []
+            for _ in range(8):  # one after the other, like a pool growing with the load
+                sock = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
+                sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+                sock.recv(65536)
+                pool.append(sock)
+            splits.append(_connections_per_worker(srv.port, srv.workers()))
+            for sock in pool:
+                sock.close()
+            time.sleep(0.5)
+        # A busy machine may keep the idle worker from taking its turn in time (the other then
+        # accepts after all): most pools must still split evenly.
+        assert sum(split == [4, 4] for split in splits) >= 3, splits
+    finally:
+        stop_server(srv)
+
+
 def _reset(port: int, payload: bytes, read: bool) -> None:
     """Send ``payload`` and close with a TCP RST (SO_LINGER 0), as a dropped client or a LB does."""
     sock = socket.create_connection(("127.0.0.1", port), timeout=10)

@@ -14,6 +14,7 @@ import ipaddress
 import os
 import socket
 import sys
+from pathlib import Path
 
 from mlcicd.serving.cpus import WORKERS_ENV, parse_workers
 from mlcicd.serving.worker import log
@@ -44,6 +45,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     # Set by the supervisor for its workers: inherited listening socket and control channel.
     parser.add_argument("--listen-fd", type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--control-fd", type=int, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--balance", default=None, help=argparse.SUPPRESS)  # FILE:SLOT, see balance.py
     return parser.parse_args(argv)
 
 
@@ -57,8 +59,12 @@ def main(argv: list[str] | None = None) -> int:
     from mlcicd.serving import worker
 
     if args.control_fd is not None and args.listen_fd is not None:
+        from mlcicd.serving.balance import Balance
+
+        path, _, slot = (args.balance or "").rpartition(":")
         return worker.serve(args, sock=socket.socket(fileno=args.listen_fd),
-                            control=socket.socket(fileno=args.control_fd))
+                            control=socket.socket(fileno=args.control_fd),
+                            balance=Balance(Path(path), int(slot)) if path else None)
     source = "--workers" if args.workers is not None else f"${WORKERS_ENV}"
     try:
         count = parse_workers(args.workers if args.workers is not None else os.environ.get(WORKERS_ENV),

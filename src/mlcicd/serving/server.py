@@ -23,6 +23,7 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from mlcicd.serving.balance import DEFER, Balance
 from mlcicd.serving.metrics import ServerMetrics
 
 FORMATS = ("dataframe_split", "dataframe_records", "instances", "inputs")
@@ -208,7 +209,7 @@ class ModelHTTPServer(ThreadingHTTPServer):
     request_queue_size = 128
 
     def __init__(self, address: tuple[str, int], service: ModelService, metrics: ServerMetrics,
-                 sock: socket.socket | None = None) -> None:
+                 sock: socket.socket | None = None, balance: Balance | None = None) -> None:
         self.service = service
         self.metrics = metrics
         self.stopping = False
@@ -217,11 +218,31 @@ class ModelHTTPServer(ThreadingHTTPServer):
         self.keep_alive = True
         self._inflight = 0
         self._idle = threading.Condition()
+        self.balance = balance
+        self.connections = 0
+        self._conn_lock = threading.Lock()
         super().__init__(address, Handler, bind_and_activate=sock is None)
         if sock is not None:
             self.socket.close()
             self.socket = sock
             self.server_address = sock.getsockname()
+
+    def get_request(self) -> tuple[socket.socket, Any]:
+        if self.balance is not None and self.balance.busier_than_least(self.connections):
+            time.sleep(DEFER)  # a less busy worker may take this connection meanwhile (balance.py)
+        request = self.socket.accept()  # BlockingIOError when another worker took it: skipped
+        self._count(+1)
+        return request
+
+    def shutdown_request(self, request: Any) -> None:
+        super().shutdown_request(request)
+        self._count(-1)
+
+    def _count(self, change: int) -> None:
+        with self._conn_lock:
+            self.connections += change
+            if self.balance is not None:
+                self.balance.publish(self.connections)
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         """A client that drops its connection is normal traffic, not a server error: no traceback.

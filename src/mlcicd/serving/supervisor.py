@@ -5,9 +5,9 @@ turns on one core; worker processes run on all of them.
 
 Why one inherited listening socket rather than ``SO_REUSEPORT``: the port stays bound
 exclusively, so a second server started on the same port fails loudly instead of
-silently taking half the traffic (a stale canary, say). The kernel hands each new
-connection to the worker that accepts first, which is an idle one: a busy worker is
-inside Python code and reaches ``accept`` later.
+silently taking half the traffic (a stale canary, say). Every worker polls the socket and
+the one that accepts first gets the connection; ``balance.py`` makes that the worker with
+the fewest open connections, so keep-alive pools spread evenly.
 
 Lifecycle: bind, spawn the workers (fresh interpreters, not forks, so no lock or thread
 of this process leaks into them), answer ``/health`` 200 and ``/ready``/``/invocations``
@@ -32,9 +32,11 @@ import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import FrameType
 
 from mlcicd.serving import MULTIPROC_ENV
+from mlcicd.serving.balance import Balance
 from mlcicd.serving.worker import DRAIN_SECONDS, EXIT_CUT, FAILED, GO, READY, log
 
 # A worker that keeps dying is not worth restarting forever: let the orchestrator see the crash.
@@ -47,6 +49,7 @@ STOP_GRACE = DRAIN_SECONDS + 5.0
 class Worker:
     proc: subprocess.Popen[bytes]
     control: socket.socket
+    slot: int  # its counter in the connection-balance table (a replacement takes over the slot)
     ready: bool = False
     message: bytearray = field(default_factory=bytearray)
 
@@ -64,18 +67,22 @@ def worker_argv(args: argparse.Namespace) -> list[str]:
 
 def run(args: argparse.Namespace, workers: int) -> int:
     """Serve with ``workers`` processes until SIGTERM/SIGINT; the process's exit code."""
-    metrics_dir = tempfile.mkdtemp(prefix="mlci-serve-metrics-")
+    shared = Path(tempfile.mkdtemp(prefix="mlci-serve-"))
+    metrics_dir = shared / "metrics"
+    metrics_dir.mkdir()
     # Before prometheus_client is imported anywhere: it picks its value store at import.
-    os.environ[MULTIPROC_ENV] = metrics_dir
+    os.environ[MULTIPROC_ENV] = str(metrics_dir)
+    balance = shared / "connections"
+    Balance.create(balance, workers)
     try:
-        return Supervisor(args, workers).run()
+        return Supervisor(args, workers, balance).run()
     finally:
-        shutil.rmtree(metrics_dir, ignore_errors=True)
+        shutil.rmtree(shared, ignore_errors=True)
 
 
 class Supervisor:
-    def __init__(self, args: argparse.Namespace, count: int) -> None:
-        self.args, self.count = args, count
+    def __init__(self, args: argparse.Namespace, count: int, balance: Path) -> None:
+        self.args, self.count, self.balance = args, count, balance
         self.workers: list[Worker] = []
         self.selector = selectors.DefaultSelector()
         self.stopping = False
@@ -114,8 +121,8 @@ class Supervisor:
         signal.signal(signal.SIGTERM, on_signal)
         signal.signal(signal.SIGINT, on_signal)
         started = time.monotonic()
-        for _ in range(self.count):
-            self.spawn()
+        for slot in range(self.count):
+            self.spawn(slot)
         threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True,
                          name="http").start()
         while not self.stopping and self.failure is None:
@@ -133,13 +140,15 @@ class Supervisor:
         return self.stop()
 
     # -- workers ------------------------------------------------------------------------------
-    def spawn(self) -> None:
+    def spawn(self, slot: int) -> None:
         ours, theirs = socket.socketpair()
         listen_fd, control_fd = self.server.socket.fileno(), theirs.fileno()
-        argv = [*worker_argv(self.args), "--listen-fd", str(listen_fd), "--control-fd", str(control_fd)]
+        argv = [*worker_argv(self.args), "--listen-fd", str(listen_fd), "--control-fd", str(control_fd),
+                "--balance", f"{self.balance}:{slot}"]
+        Balance(self.balance, slot).publish(0)  # a replacement starts with no connections
         proc = subprocess.Popen(argv, pass_fds=(listen_fd, control_fd), stdin=subprocess.DEVNULL)
         theirs.close()
-        worker = Worker(proc, ours)
+        worker = Worker(proc, ours, slot)
         self.workers.append(worker)
         self.selector.register(ours, selectors.EVENT_READ, worker)
 
@@ -201,7 +210,7 @@ class Supervisor:
                                 f"(last exit code {code})")
                 return
             log(f"worker {worker.proc.pid} exited with code {code}; starting a new one")
-            self.spawn()
+            self.spawn(worker.slot)
 
     def forget(self, worker: Worker) -> None:
         with contextlib.suppress(KeyError, ValueError):

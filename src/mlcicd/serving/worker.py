@@ -27,6 +27,8 @@ import time
 import traceback
 from types import FrameType
 
+from mlcicd.serving.balance import Balance
+
 DRAIN_SECONDS = 30.0
 EXIT_LOAD_FAILED = 1
 # Drained at the timeout with requests still running: the supervisor reports it.
@@ -48,7 +50,7 @@ def _die_with_parent() -> None:
 
 
 def serve(args: argparse.Namespace, *, sock: socket.socket | None = None,
-          control: socket.socket | None = None) -> int:
+          control: socket.socket | None = None, balance: Balance | None = None) -> int:
     """Run until SIGTERM/SIGINT (or, as a worker, until the supervisor goes away)."""
     import prometheus_client
 
@@ -63,7 +65,7 @@ def serve(args: argparse.Namespace, *, sock: socket.socket | None = None,
     service = ModelService(args.model_name, args.model_version, args.run_id)
     metrics = ServerMetrics(args.model_name, args.model_version, args.run_id)
     try:
-        server = ModelHTTPServer((args.host, args.port), service, metrics, sock=sock)
+        server = ModelHTTPServer((args.host, args.port), service, metrics, sock=sock, balance=balance)
     except OSError as exc:
         log(f"cannot listen on {args.host}:{args.port}: {exc}")
         return 1
