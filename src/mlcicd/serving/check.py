@@ -24,7 +24,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model-dir", required=True)
     args = parser.parse_args(argv)
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-    from mlcicd.serving.server import ModelService, to_json_predictions
+    from mlcicd.serving.service import ModelService, to_json_predictions
 
     started = time.monotonic()
     service = ModelService("check", "0", None)

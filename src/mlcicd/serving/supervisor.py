@@ -94,7 +94,8 @@ class Supervisor:
         import prometheus_client
 
         from mlcicd.serving.metrics import ServerMetrics
-        from mlcicd.serving.server import ModelHTTPServer, ModelService
+        from mlcicd.serving.server import ModelHTTPServer
+        from mlcicd.serving.service import ModelService
 
         prometheus_client.disable_created_metrics()
         args = self.args

@@ -55,7 +55,8 @@ def serve(args: argparse.Namespace, *, sock: socket.socket | None = None,
     import prometheus_client
 
     from mlcicd.serving.metrics import ServerMetrics
-    from mlcicd.serving.server import ModelHTTPServer, ModelService
+    from mlcicd.serving.server import ModelHTTPServer
+    from mlcicd.serving.service import ModelService
 
     worker = control is not None
     parent = os.getppid()
