@@ -15,7 +15,9 @@ requests per second, p99 the 99th percentile of the request latencies. For each 
 both servers run at once and are measured in alternation (an idle server costs nothing, and
 back-to-back rounds see the same background load), ``--repeat`` rounds each; the ratios are
 paired per round and reported as the median with the spread (min..max). Both servers must answer every request
-with 200 and the same predictions.
+with 200 and the same predictions. Requests per CPU-second (CPU time of the server's
+process tree, from /proc) is printed too: unlike wall-clock throughput, it does not depend
+on the share of the cores other programs on a shared machine leave to the server.
 
 Usage: .venv/bin/python bench/serve.py [--seconds 5] [--repeat 6] [--workers 1,2] [--rows 1,100]
 """
@@ -143,16 +145,44 @@ def answer(port: int, request: bytes) -> tuple[int, bytes]:
     return int(head.split()[1]), body
 
 
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) of a process and all its descendants alive now."""
+    kids: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        kids.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    total, todo = 0.0, [pid]
+    while todo:
+        current = todo.pop()
+        try:
+            fields = Path(f"/proc/{current}/stat").read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        todo += kids.get(current, [])
+    return total
+
+
 @dataclass
 class Result:
     completed: int = 0
     errors: int = 0
     latencies: list[float] = field(default_factory=list)
     seconds: float = 0.0
+    answered: int = 0  # every response of the round, warm-up included (what the CPU time paid for)
+    cpu_seconds: float = 0.0  # spent by the server's processes during the round
 
     @property
     def throughput(self) -> float:
         return self.completed / self.seconds
+
+    @property
+    def per_cpu_second(self) -> float:
+        """Requests per CPU-second: the server's efficiency, whatever share of the CPUs it got."""
+        return self.answered / self.cpu_seconds if self.cpu_seconds else float("nan")
 
     def quantile(self, q: float) -> float:
         ordered = sorted(self.latencies)
@@ -203,6 +233,7 @@ def load(port: int, bodies: list[bytes], connections: int, warmup: float, second
             done = time.perf_counter()
             status = int(head.split(b" ", 2)[1])
             del buf[: head_end + 4 + length]
+            result.answered += 1
             if st["sent"] >= measure_from and done <= end:
                 result.completed += 1
                 result.latencies.append(done - st["sent"])
@@ -267,13 +298,16 @@ def main(argv: list[str] | None = None) -> int:
                         load(server.port, bodies, args.connections, 1.0, args.warmup)
                     for rep in range(args.repeat):
                         for kind in SERVERS if rep % 2 == 0 else SERVERS[::-1]:
+                            cpu = tree_cpu_seconds(servers[kind].proc.pid)
                             res = load(servers[kind].port, bodies, args.connections, 0.5, args.seconds)
+                            res.cpu_seconds = tree_cpu_seconds(servers[kind].proc.pid) - cpu
                             if res.errors:
                                 raise SystemExit(f"{kind} answered {res.errors} requests with errors")
                             cells.setdefault((kind, rows, w), []).append(res)
                             print(f"  {w} workers, {rows:>3} rows, round {rep + 1}: {kind:8} "
                                   f"{res.throughput:7.1f} req/s, p50 {res.quantile(0.5):6.1f} ms, "
-                                  f"p99 {res.quantile(0.99):6.1f} ms  (load {load_average()})", flush=True)
+                                  f"p99 {res.quantile(0.99):6.1f} ms, {res.per_cpu_second:5.1f} req/CPU-s "
+                                  f"(load {load_average()})", flush=True)
             finally:
                 for server in servers.values():
                     stop(server)
@@ -302,8 +336,10 @@ def report(cells: dict[tuple[str, int, int], list[Result]], row_counts: list[int
             tput = [a.throughput / b.throughput for a, b in zip(ours, theirs, strict=True)]
             p99 = [a.quantile(0.99) / b.quantile(0.99) for a, b in zip(ours, theirs, strict=True)]
             ok = statistics.median(tput) >= TARGETS["throughput"] and statistics.median(p99) <= TARGETS["p99"]
+            eff = [a.per_cpu_second / b.per_cpu_second for a, b in zip(ours, theirs, strict=True)]
             print(f"{'PASS' if ok else 'FAIL'} {rows:>3} rows, {w} worker(s): throughput x{spread(tput)} "
-                  f"(target >= {TARGETS['throughput']}), p99 x{spread(p99)} (target <= {TARGETS['p99']})")
+                  f"(target >= {TARGETS['throughput']}), p99 x{spread(p99)} (target <= {TARGETS['p99']}); "
+                  f"requests per CPU-second x{spread(eff)}")
         if 1 in workers and 2 in workers:
             one, two = cells[("ml-cicd", rows, 1)], cells[("ml-cicd", rows, 2)]
             scale = [b.throughput / a.throughput for a, b in zip(one, two, strict=True)]

@@ -15,6 +15,8 @@ import json
 import threading
 from typing import Any
 
+from mlcicd.serving.schema import FastPath
+
 FORMATS = ("dataframe_split", "dataframe_records", "instances", "inputs")
 ACCEPTED = (
     'a JSON object with exactly one of "dataframe_split" ({"columns": [...], "data": [[...]]}), '
@@ -40,6 +42,7 @@ class ModelService:
         self.ready = threading.Event()
         self.columns: list[str] = []  # input names of a column-based signature, in order
         self.float_columns: list[str] = []
+        self.fast: FastPath | None = None
 
     def load(self, model_dir: str) -> None:
         import mlflow.pyfunc
@@ -52,6 +55,7 @@ class ModelService:
             self.columns = list(schema.input_names())
             self.float_columns = [str(c.name) for c in schema.inputs
                                   if str(getattr(c.type, "name", c.type)) in _FLOAT_TYPES]
+        self.fast = FastPath.plan(model)
         self.model = model
         self.ready.set()
 
@@ -137,6 +141,10 @@ class ModelService:
         return frame
 
     def predict(self, data: Any, params: dict[str, Any] | None) -> Any:
+        if self.fast is not None and not params:
+            frame = self.fast.conformed(data)
+            if frame is not None:  # enforcement would only select columns (schema.py)
+                return self.fast.predict(frame)
         return self.model.predict(data, params=params) if params else self.model.predict(data)
 
 
