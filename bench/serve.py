@@ -1,9 +1,12 @@
 """Model-server benchmark: ml-cicd's server against `mlflow models serve`, same model, same workers.
 
-The model is the example project's credit-risk pipeline (imputer, scaler, one-hot encoder,
-logistic regression), trained on its data and logged with ``mlcicd.log_model``; both servers
-load the same MLflow model directory. ``mlflow models serve --env-manager local -w W`` runs
-uvicorn with W worker processes; ours runs ``python -m mlcicd.serving --workers W``.
+Two models, trained on the example project's data and logged with ``mlcicd.log_model``
+(both servers load the same MLflow model directory): ``light``, a logistic regression on the
+five numeric columns, whose prediction costs about as much as serving it, so the servers'
+own overhead decides; and ``pipeline``, the example's imputer + scaler + one-hot encoder +
+logistic regression, whose prediction dominates and is the same work in both servers.
+``mlflow models serve --env-manager local -w W`` runs uvicorn with W worker processes; ours
+runs ``python -m mlcicd.serving --workers W``.
 
 Load: a closed loop over ``--connections`` keep-alive connections (8), each sending the next
 request as soon as the previous answer is complete, with pre-encoded ``dataframe_split``
@@ -11,13 +14,14 @@ bodies of 1 or 100 rows of the evaluation data (numbers as floats, as production
 MLflow's schema check refuses whole numbers for double columns). The client is one thread
 with non-blocking sockets (a few microseconds per request), so it leaves the cores to the
 servers. Each cell: warm-up, then ``--seconds`` of measurement; throughput is completed
-requests per second, p99 the 99th percentile of the request latencies. For each worker count
-both servers run at once and are measured in alternation (an idle server costs nothing, and
-back-to-back rounds see the same background load), ``--repeat`` rounds each; the ratios are
-paired per round and reported as the median with the spread (min..max). Both servers must answer every request
-with 200 and the same predictions. Requests per CPU-second (CPU time of the server's
-process tree, from /proc) is printed too: unlike wall-clock throughput, it does not depend
-on the share of the cores other programs on a shared machine leave to the server.
+requests per second, p99 the 99th percentile of the request latencies. All servers (both
+kinds at every worker count) run at once and are measured in turns (an idle server costs
+nothing, and back-to-back rounds see the same background load), ``--repeat`` rounds each;
+the ratios are paired per round and reported as the median with the spread (min..max).
+Both servers must answer every request with 200 and the same predictions. Requests per
+CPU-second (CPU time of the server's process tree, from /proc) is printed too: unlike
+wall-clock throughput it does not depend on the share of the cores that other programs on a
+shared machine leave to the server.
 
 Usage: .venv/bin/python bench/serve.py [--seconds 5] [--repeat 6] [--workers 1,2] [--rows 1,100]
 """
@@ -49,28 +53,42 @@ TARGETS = {"throughput": 2.0, "p99": 0.5, "scaling": 1.7}
 SERVERS = ("ml-cicd", "mlflow")
 
 
-def train_model(home: Path) -> Path:
-    """The example pipeline, logged as the train stage would; returns its MLflow model directory."""
+def train_model(home: Path, kind: str) -> tuple[Path, list[str]]:
+    """A model logged as the train stage would; its MLflow model directory and input columns.
+
+    ``light``: logistic regression on the five numeric columns (a prediction costs about as
+    much as the serving around it, so the servers' own overhead decides). ``pipeline``: the
+    example project's pipeline (imputer, scaler, one-hot encoder, logistic regression), where
+    the model's own work dominates.
+    """
     import mlflow
     import pandas as pd
+    from sklearn.linear_model import LogisticRegression
     from train import NUMERIC, build  # examples/credit-risk/train.py
 
     import mlcicd
 
     mlflow.set_tracking_uri(f"sqlite:///{home}/mlflow.db")
-    mlflow.set_experiment(experiment_id=mlflow.create_experiment("bench", artifact_location=home.as_uri()))
+    if mlflow.get_experiment_by_name("bench") is None:
+        mlflow.create_experiment("bench", artifact_location=home.as_uri())
+    mlflow.set_experiment("bench")
     train = pd.read_csv(EXAMPLE / "data" / "train.csv")
     x, y = train.drop(columns=["default"]), train["default"]
     x = x.astype({c: "float64" for c in NUMERIC})
-    uri = mlcicd.log_model(build("default", 1.0).fit(x, y), input_example=x.head(5))
-    return Path(mlflow.artifacts.download_artifacts(uri, dst_path=str(home / "model")))
+    if kind == "light":
+        x = x[NUMERIC]
+        model = LogisticRegression(max_iter=500).fit(x, y)
+    else:
+        model = build("default", 1.0).fit(x, y)
+    uri = mlcicd.log_model(model, input_example=x.head(5))
+    return Path(mlflow.artifacts.download_artifacts(uri, dst_path=str(home / kind))), list(x.columns)
 
 
-def request_bodies(rows: int, count: int = 16) -> list[bytes]:
+def request_bodies(rows: int, columns: list[str], count: int = 16) -> list[bytes]:
     import pandas as pd
     from train import NUMERIC
 
-    data = pd.read_csv(EXAMPLE / "data" / "eval.csv").drop(columns=["default"])
+    data = pd.read_csv(EXAMPLE / "data" / "eval.csv")[columns]
     data = data.astype({c: "float64" for c in NUMERIC})
     bodies = []
     for i in range(count):
@@ -245,8 +263,8 @@ def load(port: int, bodies: list[bytes], connections: int, warmup: float, second
     return result
 
 
-def same_answers(model_dir: Path, work: Path) -> None:
-    probe = request_bodies(100, count=1)[0]
+def same_answers(model_dir: Path, columns: list[str], work: Path) -> None:
+    probe = request_bodies(100, columns, count=1)[0]
     answers = {}
     for kind in SERVERS:
         server = start(kind, model_dir, 1, work)
@@ -277,6 +295,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--connections", type=int, default=8)
     ap.add_argument("--workers", default="1,2")
     ap.add_argument("--rows", default="1,100")
+    ap.add_argument("--model", default="light,pipeline", help="light, pipeline or both (see train_model)")
     args = ap.parse_args(argv)
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     workers = [int(w) for w in args.workers.split(",")]
@@ -284,51 +303,63 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(tempfile.mkdtemp(prefix="mlci-bench-serve-"))
     try:
         print(f"load average before: {load_average()} on {os.cpu_count()} CPUs", flush=True)
-        model_dir = train_model(work)
-        same_answers(model_dir, work)
-        cells: dict[tuple[str, int, int], list[Result]] = {}
-        for w in workers:
-            # Both servers up at once, measured in alternation: an idle server costs nothing, and
-            # back-to-back rounds see the same background load (this machine is shared).
-            servers = {kind: start(kind, model_dir, w, work) for kind in SERVERS}
-            try:
-                for rows in row_counts:
-                    bodies = request_bodies(rows)
-                    for server in servers.values():  # every worker imports lazily: warm them all
-                        load(server.port, bodies, args.connections, 1.0, args.warmup)
-                    for rep in range(args.repeat):
-                        for kind in SERVERS if rep % 2 == 0 else SERVERS[::-1]:
-                            cpu = tree_cpu_seconds(servers[kind].proc.pid)
-                            res = load(servers[kind].port, bodies, args.connections, 0.5, args.seconds)
-                            res.cpu_seconds = tree_cpu_seconds(servers[kind].proc.pid) - cpu
-                            if res.errors:
-                                raise SystemExit(f"{kind} answered {res.errors} requests with errors")
-                            cells.setdefault((kind, rows, w), []).append(res)
-                            print(f"  {w} workers, {rows:>3} rows, round {rep + 1}: {kind:8} "
-                                  f"{res.throughput:7.1f} req/s, p50 {res.quantile(0.5):6.1f} ms, "
-                                  f"p99 {res.quantile(0.99):6.1f} ms, {res.per_cpu_second:5.1f} req/CPU-s "
-                                  f"(load {load_average()})", flush=True)
-            finally:
-                for server in servers.values():
-                    stop(server)
-        report(cells, row_counts, workers, args)
+        for kind in args.model.split(","):
+            model_dir, columns = train_model(work, kind)
+            same_answers(model_dir, columns, work)
+            cells = measure(kind, model_dir, columns, workers, row_counts, args, work)
+            report(kind, cells, row_counts, workers, args)
         print(f"load average after: {load_average()}")
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return 0
 
 
-def report(cells: dict[tuple[str, int, int], list[Result]], row_counts: list[int], workers: list[int],
-           args: argparse.Namespace) -> None:
-    print(f"\n{args.connections} keep-alive connections, {args.seconds:.0f} s per round, median (min..max) of "
-          f"{args.repeat} rounds")
-    print(f"{'rows':>4} {'workers':>7}  {'server':8} {'req/s':>22} {'p99 ms':>22}")
+def measure(model: str, model_dir: Path, columns: list[str], workers: list[int], row_counts: list[int],
+            args: argparse.Namespace, work: Path) -> dict[tuple[str, int, int], list[Result]]:
+    """Every server (each kind at each worker count) up at once, measured in turns.
+
+    An idle server costs nothing, and back-to-back rounds see the same background load (this
+    machine is shared), so both the server ratios and the 1 -> 2 worker ratios are paired per round.
+    """
+    cells: dict[tuple[str, int, int], list[Result]] = {}
+    servers = {(kind, w): start(kind, model_dir, w, work) for w in workers for kind in SERVERS}
+    try:
+        for rows in row_counts:
+            bodies = request_bodies(rows, columns)
+            for server in servers.values():  # every worker imports lazily: warm them all
+                load(server.port, bodies, args.connections, 1.0, args.warmup)
+            for rep in range(args.repeat):
+                order = list(servers) if rep % 2 == 0 else list(servers)[::-1]
+                for kind, w in order:
+                    pid = servers[(kind, w)].proc.pid
+                    cpu = tree_cpu_seconds(pid)
+                    res = load(servers[(kind, w)].port, bodies, args.connections, 0.5, args.seconds)
+                    res.cpu_seconds = tree_cpu_seconds(pid) - cpu
+                    if res.errors:
+                        raise SystemExit(f"{kind} answered {res.errors} requests with errors")
+                    cells.setdefault((kind, rows, w), []).append(res)
+                    print(f"  {model}, {w} workers, {rows:>3} rows, round {rep + 1}: {kind:8} "
+                          f"{res.throughput:7.1f} req/s, p50 {res.quantile(0.5):6.1f} ms, "
+                          f"p99 {res.quantile(0.99):6.1f} ms, {res.per_cpu_second:5.1f} req/CPU-s "
+                          f"(load {load_average()})", flush=True)
+    finally:
+        for server in servers.values():
+            stop(server)
+    return cells
+
+
+def report(model: str, cells: dict[tuple[str, int, int], list[Result]], row_counts: list[int],
+           workers: list[int], args: argparse.Namespace) -> None:
+    print(f"\nmodel {model}: {args.connections} keep-alive connections, {args.seconds:.0f} s per round, "
+          f"median (min..max) of {args.repeat} rounds")
+    print(f"{'rows':>4} {'workers':>7}  {'server':8} {'req/s':>22} {'p99 ms':>22} {'req/CPU-s':>22}")
     for rows in row_counts:
         for w in workers:
             for kind in SERVERS:
                 res = cells[(kind, rows, w)]
                 print(f"{rows:>4} {w:>7}  {kind:8} {spread([r.throughput for r in res], '{:.1f}'):>22} "
-                      f"{spread([r.quantile(0.99) for r in res], '{:.1f}'):>22}")
+                      f"{spread([r.quantile(0.99) for r in res], '{:.1f}'):>22} "
+                      f"{spread([r.per_cpu_second for r in res], '{:.1f}'):>22}")
     print()
     for rows in row_counts:
         for w in workers:
@@ -337,7 +368,7 @@ def report(cells: dict[tuple[str, int, int], list[Result]], row_counts: list[int
             p99 = [a.quantile(0.99) / b.quantile(0.99) for a, b in zip(ours, theirs, strict=True)]
             ok = statistics.median(tput) >= TARGETS["throughput"] and statistics.median(p99) <= TARGETS["p99"]
             eff = [a.per_cpu_second / b.per_cpu_second for a, b in zip(ours, theirs, strict=True)]
-            print(f"{'PASS' if ok else 'FAIL'} {rows:>3} rows, {w} worker(s): throughput x{spread(tput)} "
+            print(f"{'PASS' if ok else 'FAIL'} {model} {rows:>3} rows, {w} worker(s): throughput x{spread(tput)} "
                   f"(target >= {TARGETS['throughput']}), p99 x{spread(p99)} (target <= {TARGETS['p99']}); "
                   f"requests per CPU-second x{spread(eff)}")
         if 1 in workers and 2 in workers:
@@ -346,7 +377,7 @@ def report(cells: dict[tuple[str, int, int], list[Result]], row_counts: list[int
             mine = [b.throughput / a.throughput for a, b in
                     zip(cells[("mlflow", rows, 1)], cells[("mlflow", rows, 2)], strict=True)]
             ok = statistics.median(scale) >= TARGETS["scaling"]
-            print(f"{'PASS' if ok else 'FAIL'} {rows:>3} rows, 1 -> 2 workers: ml-cicd x{spread(scale)} "
+            print(f"{'PASS' if ok else 'FAIL'} {model} {rows:>3} rows, 1 -> 2 workers: ml-cicd x{spread(scale)} "
                   f"(target >= {TARGETS['scaling']}); mlflow x{spread(mine)}")
 
 
