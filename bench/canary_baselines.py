@@ -54,6 +54,7 @@ class Scenario:
     onset: int | str | None = None  # regression from: the start (None), step index k, or "ready"
     incidents: bool = False  # shared incidents: both versions at 10% 5xx for 90 s, about every 10 minutes
     bake: float | str = BAKE  # seconds, or "plan": what deploy-canary's bake planner says to set
+    interval: float | None = None  # the judge's look interval when not the bench's (a long planned bake)
 
 
 def bucket_probs(scale: float) -> np.ndarray:
@@ -84,7 +85,7 @@ class Traffic:
     def advance(self, seconds: float, weight: float) -> None:
         """Serve ``seconds`` of traffic in slices of at most 10 s (incidents start and end between slices)."""
         while seconds > 1e-9:
-            dt = min(seconds, 10.0)
+            dt = min(seconds, 10.0) if len(self.incidents) else seconds
             self._slice(dt, weight)
             seconds -= dt
             self.t += dt

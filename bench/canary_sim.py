@@ -35,7 +35,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from canary_baselines import (  # noqa: E402
+from canary_baselines import (
     BAKE,
     BOUNDS,
     LATENCY_BUCKETS,
@@ -47,10 +47,10 @@ from canary_baselines import (  # noqa: E402
     run_kayenta,
 )
 
-from mlcicd.config import CanaryPolicy  # noqa: E402
-from mlcicd.delivery import planner  # noqa: E402
-from mlcicd.delivery.analysis import Judgement, Look, judge, quantile_from_buckets  # noqa: E402
-from mlcicd.delivery.metrics.base import Snapshot  # noqa: E402
+from mlcicd.config import CanaryPolicy
+from mlcicd.delivery import planner
+from mlcicd.delivery.analysis import Judgement, Look, judge, quantile_from_buckets
+from mlcicd.delivery.metrics.base import Snapshot
 
 FLAGGER_DOCS = {"interval": 60.0, "threshold": 5, "success_min": 99.0, "p99_max_ms": 80.0}
 KAYENTA = {"window": BAKE, "conf": 0.98, "tolerance": 0.25, "allowed_increase": 1.0, "pass": 95.0, "marginal": 75.0}
@@ -59,7 +59,7 @@ DRIFT_80 = (0.5564, 0.4436)  # JSD 0.016 bits from 70/30: 80% of the default max
 
 SCENARIOS = (
     Scenario("aa_high", "A/A 1% 5xx, 100 req/s", True),
-    Scenario("aa_low", "A/A 1% 5xx, 10 req/s, planned bake", True, rate=10.0, bake="plan"),
+    Scenario("aa_low", "A/A 1% 5xx, 10 req/s, planned bake", True, rate=10.0, bake="plan", interval=30.0),
     Scenario("aa_01", "A/A 0.1% 5xx", True, err_s=0.001),
     Scenario("aa_0", "A/A 0% 5xx", True, err_s=0.0),
     Scenario("incidents", "A/A 1%, shared incidents", True, incidents=True),
@@ -179,7 +179,10 @@ class Method:
 
 METHODS = (
     Method("judge", "judge (anytime-valid)", lambda sc, seed, iv, bake, cal: run_monitor(judge, sc, seed, iv, bake)),
-    Method("flagger_cal", "Flagger, calibrated", lambda sc, seed, iv, bake, cal: run_flagger(sc, seed, cal, bake)),
+    Method("flagger_cal", "Flagger, calibrated",
+           lambda sc, seed, iv, bake, cal: run_flagger(sc, seed, cal["all"], bake)),
+    Method("flagger_100", "Flagger, cal. 100 req/s",
+           lambda sc, seed, iv, bake, cal: run_flagger(sc, seed, cal["aa_high"], bake)),
     Method("flagger", "Flagger, docs (min 99)",
            lambda sc, seed, iv, bake, cal: run_flagger(sc, seed, FLAGGER_DOCS, bake)),
     Method("kayenta", "Kayenta-style (30 min)", lambda sc, seed, iv, bake, cal: run_kayenta(sc, seed, KAYENTA)),
@@ -191,43 +194,49 @@ METHODS = (
 def _job(args: tuple[int, int, int, int, float, float, dict[str, Any]]) -> tuple[int, int, list[Result]]:
     s_i, m_i, first, last, interval, bake, cal = args
     sc, method = SCENARIOS[s_i], METHODS[m_i]
+    interval = sc.interval or interval
     # The same seed for every method in a replication: as common random numbers as adaptive weights allow.
     seeds = [int(np.random.SeedSequence([s_i, r]).generate_state(1)[0]) for r in range(first, last)]
     return s_i, m_i, [method.run(sc, seed, interval, bake, cal) for seed in seeds]
 
 
-def _calibration_job(args: tuple[str, int, dict[str, Any]]) -> tuple[str, int, Result]:
-    key, seed, cfg = args
-    sc = next(s for s in SCENARIOS if s.key == key)
-    return key, seed, run_flagger(sc, seed, cfg, BAKE)
+def _calibration_job(args: tuple[int, float, list[dict[str, Any]], int]) -> tuple[int, list[Result]]:
+    s_i, bake, grid, seed = args
+    return s_i, [run_flagger(SCENARIOS[s_i], seed, cfg, bake) for cfg in grid]
 
 
-def calibrate_flagger(reps: int, pool: Any) -> tuple[dict[str, Any], str]:
-    """Flagger's threshold and success-rate minimum: healthy rollbacks <= 5% at 100 req/s, then fastest on 2x.
+def calibrate_flagger(reps: int, bakes: dict[str, float], pool: Any) -> tuple[dict[str, dict[str, Any]], str]:
+    """Flagger's threshold and success-rate minimum, calibrated to the judge's false-rollback budget.
 
-    Searched on seeds the table does not use (the calibration must not see the test).
+    Among the settings whose healthy canaries are promoted >= 95% of the time (rolled back or
+    left undecided at most 5%) *and* that roll back a doubled error rate >= 95% of the time, the
+    one with the fastest median rollback. ``all``: every healthy row, the judge's own promise;
+    ``aa_high``: the 100 req/s A/A row only (fast, but see how it fares on the other rows).
+    Searched on seeds the table does not use, so the calibration never sees the test.
     """
-    grid = [{**FLAGGER_DOCS, "threshold": th, "success_min": round(98.0 + 0.1 * k, 1)}
-            for th in range(1, 6) for k in range(11)]
+    grid = [{**FLAGGER_DOCS, "threshold": th, "success_min": round(96.0 + 0.25 * k, 2)}
+            for th in range(1, 7) for k in range(13)]
+    healthy = [i for i, sc in enumerate(SCENARIOS) if sc.healthy]
+    rows = [*healthy, next(i for i, sc in enumerate(SCENARIOS) if sc.key == "err_2x")]
     seeds = [int(np.random.SeedSequence([999, r]).generate_state(1)[0]) for r in range(reps)]
-    jobs = [(key, seed, cfg) for cfg in grid for key in ("aa_high", "err_2x") for seed in seeds]
-    done = pool.map(_calibration_job, jobs, chunksize=64) if pool else [_calibration_job(j) for j in jobs]
-    best: tuple[float, float, dict[str, Any]] | None = None
-    for i, cfg in enumerate(grid):
-        chunk = done[i * 2 * reps:(i + 1) * 2 * reps]
-        healthy = [r for k, _, r in chunk if k == "aa_high"]
-        bad = [r for k, _, r in chunk if k == "err_2x"]
-        false_rb = np.mean([r.decision != "promote" for r in healthy])
-        caught = [r.t for r in bad if r.decision == "rollback"]
-        if false_rb > 0.05 or len(caught) < 0.95 * len(bad):
-            continue
-        key = (float(np.median(caught)), float(false_rb))
-        if best is None or key < best[:2]:
-            best = (*key, cfg)
-    cfg = best[2] if best else FLAGGER_DOCS
-    note = (f"threshold {cfg['threshold']}, success-rate min {cfg['success_min']} (of {len(grid)} settings; "
-            f"{reps} calibration runs each)")
-    return cfg, note
+    jobs = [(s_i, bakes[SCENARIOS[s_i].key], grid, seed) for s_i in rows for seed in seeds]
+    done = pool.map(_calibration_job, jobs, chunksize=4) if pool else [_calibration_job(j) for j in jobs]
+    by_row: dict[int, list[list[Result]]] = {}
+    for s_i, res in done:
+        by_row.setdefault(s_i, []).append(res)
+    chosen: dict[str, dict[str, Any]] = {}
+    for name, pool_rows in (("all", healthy), ("aa_high", [healthy[0]])):
+        best: tuple[float, dict[str, Any]] | None = None
+        for g, cfg in enumerate(grid):
+            false = max(np.mean([r[g].decision != "promote" for r in by_row[s_i]]) for s_i in pool_rows)
+            bad = [r[g] for r in by_row[rows[-1]]]
+            caught = [r.t for r in bad if r.decision == "rollback"]
+            if false <= 0.05 and len(caught) >= 0.95 * len(bad) and (best is None or np.median(caught) < best[0]):
+                best = (float(np.median(caught)), cfg)
+        chosen[name] = best[1] if best else FLAGGER_DOCS
+    note = "; ".join(f"{'all healthy rows' if k == 'all' else 'A/A 100 req/s only'}: threshold {c['threshold']}, "
+                     f"min {c['success_min']}" for k, c in chosen.items())
+    return chosen, f"{note} (of {len(grid)} settings, {reps} calibration runs each)"
 
 
 def summarise(sc: Scenario, results: list[Result]) -> dict[str, float]:
@@ -248,10 +257,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="worker processes")
     args = ap.parse_args(argv)
     started = time.perf_counter()
-    bakes = {sc.key: planned_bake(sc, args.interval) for sc in SCENARIOS}
+    bakes = {sc.key: planned_bake(sc, sc.interval or args.interval) for sc in SCENARIOS}
     pool = Pool(args.jobs) if args.jobs > 1 else None
     try:
-        cal, cal_note = calibrate_flagger(max(20, args.reps // 2), pool)
+        cal, cal_note = calibrate_flagger(max(20, args.reps // 2), bakes, pool)
         chunk = max(1, min(10, args.reps))
         jobs = [(s, m, r, min(r + chunk, args.reps), args.interval, bakes[sc.key], cal)
                 for s, sc in enumerate(SCENARIOS) for m in range(len(METHODS)) for r in range(0, args.reps, chunk)]
@@ -270,7 +279,7 @@ def main(argv: list[str] | None = None) -> int:
     _targets(table)
     print(f"\nSettings. judge: the defaults (CanaryPolicy: steps w..5w, min_requests 200, confidence 0.95, error rate "
           f"promote x1.5 + 0.1 points, per step max(x2, +0.5 points), max_ratio 1, latency p50/p99 +10%, "
-          f"max_divergence 0.02, last look 60 s), a look every {args.interval:g} s.")
+          f"max_divergence 0.02, last look 120 s), a look every {args.interval:g} s.")
     print(f"Flagger calibrated: {cal_note}; docs: threshold 5, min 99; both interval 60 s, request-duration p99 max "
           f"{FLAGGER_DOCS['p99_max_ms']:.0f} ms, stepWeight w, maxWeight 5w, failed-checks counter never reset.")
     print("Kayenta-style: NetflixACAJudge Mann-Whitney, confLevel 0.98, tolerance 0.25, allowedIncrease 1.0, IQR "
@@ -297,7 +306,8 @@ def _print_table(table: dict[tuple[int, int], dict[str, float]], bakes: dict[str
             r = table[(s, m)]
             t = "-" if math.isnan(r["t"]) else f"{r['t']:.0f}"
             q = "-" if math.isnan(r["req"]) else f"{r['req']:,.0f}"
-            bake = "" if bakes[sc.key] == BAKE else f" ({bakes[sc.key] / 60:.0f} min)"
+            bake = "" if bakes[sc.key] == BAKE else f" ({bakes[sc.key] / 60:.0f} min" + \
+                (f", a look every {sc.interval:g} s)" if sc.interval else ")")
             name = f"{sc.title}{bake} [{'healthy' if sc.healthy else 'regression'}]" if m == 0 else ""
             print(f"{name:44} {method.label:24} {100 * r['rollback']:9.1f} {100 * r['promote']:8.1f} "
                   f"{100 * r['none']:7.1f} {t:>7} {q:>9}")
@@ -327,9 +337,10 @@ def _targets(table: dict[tuple[int, int], dict[str, float]]) -> None:
     print(f"{verdict(cell(worst)['promote'] >= 0.90)} at 100 req/s every healthy row promoted >= 90% within the "
           "bake: " + ", ".join(f"{k} {100 * cell(k)['promote']:.1f}%" for k in fast))
     j, f = cell("err_2x"), cell("err_2x", "flagger_cal")
+    false_j, false_f = (max(1 - cell(k, m)["promote"] for k in healthy) for m in ("judge", "flagger_cal"))
     print(f"{verdict(j['t'] <= 0.6 * f['t'])} 2x 5xx at 10% weight: judge median {j['t']:.0f} s vs calibrated "
-          f"Flagger {f['t']:.0f} s (ratio {j['t'] / f['t']:.2f}, target <= 0.6) at false-rollback rates "
-          f"{100 * (1 - cell('aa_high')['promote']):.1f}% vs {100 * (1 - cell('aa_high', 'flagger_cal')['promote']):.1f}%")
+          f"Flagger {f['t']:.0f} s (ratio {j['t'] / f['t']:.2f}, target <= 0.6); worst healthy row not promoted: "
+          f"{100 * false_j:.1f}% vs {100 * false_f:.1f}%")
     b = cell("b01_3x")
     print(f"{verdict(b['rollback'] >= 0.95)} 3x at a 0.1% base rolled back >= 95%: {100 * b['rollback']:.1f}% "
           f"(median {b['t']:.0f} s)")

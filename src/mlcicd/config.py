@@ -239,7 +239,7 @@ class CanaryPolicy:
     interval: float = 5.0
     # After the last step shows promote, keep watching this long (seconds) for a regression that
     # starts late, with a test restarted for it; 0 promotes at once.
-    last_look: float = 60.0
+    last_look: float = 120.0
     # Requests per second both versions serve together, for planning the bake before any traffic
     # is observed (`mlci-gen check`); deploy-canary measures it when it can.
     expected_rps: float | None = None
@@ -379,7 +379,7 @@ def _check_semantics(cfg: Config, filename: str) -> None:
             fail(f"deploy.canary.{key}", f"must be at least 1, got {getattr(pol, key)}", f"e.g. `{key}: 3`")
     if pol.last_look < 0:
         fail("deploy.canary.last_look", f"must not be negative, got {pol.last_look}",
-             "e.g. `last_look: 60`, or 0 to promote as soon as the last step shows it")
+             "e.g. `last_look: 120`, or 0 to promote as soon as the last step shows it")
     if pol.expected_rps is not None and pol.expected_rps <= 0:
         fail("deploy.canary.expected_rps", f"must be positive, got {pol.expected_rps}",
              "e.g. `expected_rps: 50` (requests per second both versions serve together), or remove it")

@@ -35,7 +35,7 @@ pytestmark = pytest.mark.integration
 
 # Fast but real: users at 60 req/s, a look every half second, two traffic steps.
 POLICY: dict[str, Any] = {
-    "steps": [20, 50], "min_requests": 60, "interval": 0.5, "duration": 45, "confidence": 0.95,
+    "steps": [20, 50], "min_requests": 60, "interval": 0.5, "duration": 45, "confidence": 0.95, "last_look": 2,
     "checks": {"error_rate": {"margin": 0.05, "max": 0.05},
                "latency": {"quantiles": [0.5, 0.9], "tolerance_pct": 50, "max_p99_ms": 1000},
                "predictions": {"mode": "observe"}},

@@ -19,9 +19,11 @@ a supermartingale started at a stopping time with value one is still a supermart
 so ``E_t`` is one too and Ville's inequality bounds ``P(ever >= 1/alpha_check)`` by
 ``alpha_check``: a healthy canary is rolled back with probability at most ``alpha`` over
 all steps and looks, however many. Half the weight stays on the analysis start (a bad
-model is usually bad from its first request), the other half is shared evenly by the
-possible restarts, so a regression that starts at step 4 is judged on step 4's evidence
-at a threshold ~2.3 nats higher, instead of being diluted by three healthy steps.
+model is usually bad from its first request), a quarter on the last look (a regression
+that starts after promote-readiness has only its window), the rest is shared evenly by
+the later steps: with five steps a regression that starts at step 4 is judged on step 4's
+evidence at a threshold log(16) ~ 2.8 nats higher than the start's, instead of being
+diluted by three healthy steps.
 
 **Promote claims** are non-inferiority claims, each wrong with probability <= alpha
 (:mod:`.claims`). A step never passes on pooled evidence alone: every step must show on its
@@ -82,8 +84,8 @@ def judge(looks: Sequence[Look], policy: CanaryPolicy, *, first_release: bool, f
     results: list[MetricResult] = []
     served = 0.0
     if looks:
-        ctx = Context(looks, History.of(looks, first_release), policy, first_release, final,
-                      Segments.of(looks, n_steps), n_steps)
+        d = History.of(looks, first_release)
+        ctx = Context(looks, d, policy, first_release, final, Segments.of(d.steps, d.last_look, n_steps), n_steps)
 
         def claims(key: str) -> Claims:
             return Claims(ctx, key, modes[key].mode == "enforce", modes[key].critical)
@@ -98,11 +100,24 @@ def judge(looks: Sequence[Look], policy: CanaryPolicy, *, first_release: bool, f
     return _combine(looks, policy, tuple(results), first_release, final, served)
 
 
+class _Side(Sequence[Snapshot | None]):
+    """One side's reads of the looks, without copying the history (streaks only look at its end)."""
+
+    def __init__(self, looks: Sequence[Look], side: str) -> None:
+        self.looks, self.side = looks, side
+
+    def __len__(self) -> int:
+        return len(self.looks)
+
+    def __getitem__(self, i: int) -> Snapshot | None:  # type: ignore[override]
+        return getattr(self.looks[i], self.side)
+
+
 def _combine(looks: Sequence[Look], policy: CanaryPolicy, metrics: tuple[MetricResult, ...], first_release: bool,
              final: bool, served: float) -> Judgement:
     enforced = [r for r in metrics if r.enforced]
-    canary_down = custom.streak([lk.canary for lk in looks])
-    stable_down = 0 if first_release else custom.streak([lk.stable for lk in looks])
+    canary_down = custom.streak(_Side(looks, "canary"))
+    stable_down = 0 if first_release else custom.streak(_Side(looks, "stable"))
     # The canary unreadable while the stable still answers: the canary is down or hung, protect users.
     # Both unreadable over that streak: the metric source is down, which says nothing about the canary.
     source_down = not first_release and stable_down >= canary_down

@@ -14,6 +14,7 @@ each term is one from a stopping time on (see :mod:`.analysis`).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -38,6 +39,24 @@ class Look:
     last_look: bool = False  # after the last step showed promote: watching for a late regression
 
 
+class _Growing:
+    """A 1-D float array appended to one value at a time (amortised doubling); ``view`` is its filled part."""
+
+    def __init__(self, values: Sequence[float] = ()) -> None:
+        self.data = np.array(values, dtype=float) if len(values) else np.zeros(16)
+        self.n = len(values)
+
+    def append(self, value: float) -> None:
+        if self.n == len(self.data):
+            self.data = np.concatenate([self.data, np.zeros(max(len(self.data), 16))])
+        self.data[self.n] = value
+        self.n += 1
+
+    @property
+    def view(self) -> np.ndarray:
+        return self.data[: self.n]
+
+
 class Reads:
     """One server's successful reads so far, with what every judgement needs from them computed once.
 
@@ -49,29 +68,32 @@ class Reads:
     def __init__(self) -> None:
         self.index: list[int] = []
         self.snaps: list[Snapshot] = []
-        self.base: list[tuple[float, float, float]] = []  # requests, 5xx, histogram total
-        self.labels: dict[str, list[float]] = {}
-        self.columns: dict[float, list[float]] = {}
+        self.base = [_Growing() for _ in range(3)]  # requests, 5xx, histogram total
+        self.labels: dict[str, _Growing] = {}
+        self.columns: dict[float, _Growing] = {}
 
     def add(self, i: int, snap: Snapshot) -> None:
         self.index.append(i)
         self.snaps.append(snap)
-        self.base.append((snap.total, snap.errors, hg.histogram_total(snap.latency_buckets)))
+        for column, value in zip(self.base, (snap.total, snap.errors, hg.histogram_total(snap.latency_buckets)),
+                                 strict=True):
+            column.append(value)
         for key, values in self.labels.items():
             values.append(snap.predictions.get(key, 0.0))
         for key in snap.predictions:
             if key not in self.labels:
-                self.labels[key] = [s.predictions.get(key, 0.0) for s in self.snaps]
+                self.labels[key] = _Growing([s.predictions.get(key, 0.0) for s in self.snaps])
         for bound, values in self.columns.items():
             values.append(hg.bucket_count(snap.latency_buckets, bound))
 
-    def label(self, key: str) -> list[float]:
-        return self.labels.get(key) or [0.0] * len(self.snaps)
+    def label(self, key: str) -> np.ndarray:
+        found = self.labels.get(key)
+        return found.view if found is not None else np.zeros(len(self.snaps))
 
-    def column(self, bound: float) -> list[float]:
+    def column(self, bound: float) -> np.ndarray:
         if bound not in self.columns:
-            self.columns[bound] = [hg.bucket_count(s.latency_buckets, bound) for s in self.snaps]
-        return self.columns[bound]
+            self.columns[bound] = _Growing([hg.bucket_count(s.latency_buckets, bound) for s in self.snaps])
+        return self.columns[bound].view
 
 
 class Counters:
@@ -85,9 +107,7 @@ class Counters:
         self.reads = reads
         self.index = np.array(reads.index, dtype=int)
         self.snaps = reads.snaps
-        raw = np.array(reads.base, dtype=float).reshape(len(reads.base), 3)
-        if labels:
-            raw = np.hstack([raw, np.array([reads.label(k) for k in labels], dtype=float).reshape(len(labels), -1).T])
+        raw = np.column_stack([c.view for c in reads.base] + [reads.label(k) for k in labels])
         # A restarted server's counters go down: that interval's increment is the new count.
         self.reset = np.r_[False, (np.diff(raw, axis=0) < 0).any(axis=1)] if len(raw) else np.zeros(0, bool)
         self.cum = self._undo_resets(raw)
@@ -101,7 +121,7 @@ class Counters:
 
     def column(self, bound: float) -> np.ndarray:
         """Cumulative count of requests no slower than ``bound``, per read."""
-        return self._undo_resets(np.array(self.reads.column(bound), dtype=float))
+        return self._undo_resets(self.reads.column(bound))
 
     def hist(self, row: int, bounds: tuple[float, ...]) -> dict[float, float]:
         """The whole cumulative histogram at one read (restarts undone)."""
@@ -121,20 +141,22 @@ class History:
     joint: np.ndarray  # look indices where both sides were read
     rc: np.ndarray  # their canary rows
     rs: np.ndarray  # their stable rows
+    steps: np.ndarray  # each look's step
+    last_look: np.ndarray  # each look: part of the last look?
 
     @classmethod
     def of(cls, looks: Sequence[Look], first_release: bool) -> History:
-        reads_c, reads_s = _reads(looks, first_release)
+        reads_c, reads_s, steps, last_look = _reads(looks, first_release)
         # A server keeps its bucket bounds; new labels can appear at any time.
         bounds = tuple(sorted(set().union(*(r.snaps[-1].latency_buckets for r in (reads_c, reads_s) if r.snaps))))
         labels = tuple(sorted(set(reads_c.labels) | set(reads_s.labels)))
         canary, stable = Counters(reads_c, labels), Counters(reads_s, labels)
         joint = np.intersect1d(canary.index, stable.index, assume_unique=True)
         rc, rs = np.searchsorted(canary.index, joint), np.searchsorted(stable.index, joint)
-        return cls(looks, bounds, labels, canary, stable, joint, rc, rs)
+        return cls(looks, bounds, labels, canary, stable, joint, rc, rs, steps, last_look)
 
 
-@dataclass
+@dataclass(eq=False)
 class _Cached:
     looks: Sequence[Look]
     n: int
@@ -142,6 +164,8 @@ class _Cached:
     first_release: bool
     canary: Reads
     stable: Reads
+    steps: _Growing
+    last_look: _Growing
 
 
 # Reads of the looks lists judged lately: a list that only grew since is extended, not re-read.
@@ -149,11 +173,11 @@ _CACHE: list[_Cached] = []
 _CACHE_SIZE = 4
 
 
-def _reads(looks: Sequence[Look], first_release: bool) -> tuple[Reads, Reads]:
+def _reads(looks: Sequence[Look], first_release: bool) -> tuple[Reads, Reads, np.ndarray, np.ndarray]:
     hit = next((c for c in _CACHE if c.looks is looks and c.first_release == first_release and c.n <= len(looks)
                 and (c.n == 0 or looks[c.n - 1] is c.last)), None)
     if hit is None:
-        hit = _Cached(looks, 0, None, first_release, Reads(), Reads())
+        hit = _Cached(looks, 0, None, first_release, Reads(), Reads(), _Growing(), _Growing())
     else:
         _CACHE.remove(hit)
     for i in range(hit.n, len(looks)):
@@ -162,14 +186,19 @@ def _reads(looks: Sequence[Look], first_release: bool) -> tuple[Reads, Reads]:
             hit.canary.add(i, lk.canary)
         if lk.stable is not None and not first_release:
             hit.stable.add(i, lk.stable)
+        hit.steps.append(lk.step)
+        hit.last_look.append(lk.last_look)
     hit.n, hit.last = len(looks), (looks[-1] if looks else None)
     _CACHE.insert(0, hit)
     del _CACHE[_CACHE_SIZE:]
-    return hit.canary, hit.stable
+    return hit.canary, hit.stable, hit.steps.view.astype(int), hit.last_look.view.astype(bool)
 
 
-# Prior weight of the analysis's own start; the rest is shared evenly by the later restarts.
+# Prior weights of the restarts: the analysis's own start (a bad model is usually bad from its first
+# request) and the last look (a late regression has only its window to be seen in); the later steps
+# share the rest evenly.
 FIRST_SEGMENT_WEIGHT = 0.5
+LAST_LOOK_WEIGHT = 0.25
 
 
 @dataclass(frozen=True)
@@ -185,23 +214,31 @@ class Segments:
     first: dict[int, int]
 
     @classmethod
-    def of(cls, looks: Sequence[Look], n_steps: int) -> Segments:
-        first: dict[int, int] = {}
-        start = looks[0].step if looks else 0
-        for i, lk in enumerate(looks):
-            key = n_steps if lk.last_look else lk.step
-            first.setdefault(0 if key == start else key, i)
-        return cls(n_steps, first)
+    def of(cls, steps: np.ndarray, last_look: np.ndarray, n_steps: int) -> Segments:
+        """From each look's step and last-look flag."""
+        keys = np.where(last_look, n_steps, steps)
+        if len(keys):
+            keys = np.where(keys == keys[0], 0, keys)  # the step the analysis began at is its start
+        found, first = np.unique(keys, return_index=True)
+        return cls(n_steps, dict(zip(found.tolist(), first.tolist(), strict=True)))
+
+    def weight(self, key: int) -> float:
+        """Prior weight of restart ``key``; all of them sum to one."""
+        if key == 0:
+            return FIRST_SEGMENT_WEIGHT
+        if self.n_steps <= 1:  # no later step: the last look has all the rest
+            return 1.0 - FIRST_SEGMENT_WEIGHT if key == self.n_steps else 0.0
+        if key == self.n_steps:
+            return LAST_LOOK_WEIGHT
+        return (1.0 - FIRST_SEGMENT_WEIGHT - LAST_LOOK_WEIGHT) / (self.n_steps - 1)
 
     def log_weight(self, key: int) -> float:
-        later = (1.0 - FIRST_SEGMENT_WEIGHT) / max(self.n_steps, 1)
-        return float(np.log(FIRST_SEGMENT_WEIGHT if key == 0 else later))
+        return math.log(self.weight(key))
 
     def unstarted_log_weight(self) -> float:
         """Prior weight of the restarts that have not happened: their e-values are still 1."""
-        later = (1.0 - FIRST_SEGMENT_WEIGHT) / max(self.n_steps, 1)
-        missing = sum(1 for k in range(1, self.n_steps + 1) if k not in self.first)
-        return float(np.log(missing * later)) if missing else -np.inf
+        missing = sum(self.weight(k) for k in range(1, self.n_steps + 1) if k not in self.first)
+        return math.log(missing) if missing > 0 else -math.inf
 
     def starts(self, index: np.ndarray) -> list[tuple[int, float]]:
         """(first row of ``index`` in the segment, log weight) for every segment that started.

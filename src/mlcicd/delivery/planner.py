@@ -8,9 +8,9 @@ of a healthy canary, the canary exactly as good as the stable, and bisects for t
 of canary requests at which each claim is first shown:
 
 * every step: its error-rate claim on its own traffic (the step margin) and ``min_requests``;
-* the last step: each latency quantile on its own traffic; the error rate's promote margin and
-  the prediction mix on all the traffic since the analysis began (the last step lasts until
-  the pooled counts suffice);
+* the last step: the error rate's promote margin, each latency quantile and the prediction mix
+  on all the traffic since the analysis began (the last step lasts until the pooled counts
+  suffice);
 * then the last look.
 
 Expected counts give about the median: half of healthy bakes decide sooner, half later,
@@ -34,6 +34,7 @@ from mlcicd.delivery import mixes
 from mlcicd.delivery import sequential as seq
 from mlcicd.delivery.checks.error_rate import promote_margin, step_margin
 from mlcicd.delivery.claims import Margin, noninferior
+from mlcicd.report import Check, Status
 
 # Planned duration = expected time x this, rounded up to a minute: most healthy bakes decide within it.
 HEADROOM = 1.5
@@ -185,7 +186,6 @@ def plan(policy: CanaryPolicy, seen: Observed, *, first_release: bool = False,
     rates = (seen.error_rate,) if seen.error_rate is not None else \
         tuple(r for r in TYPICAL_RATES if not first_release or r < chk.error_rate.max / 2)
     needs: list[Need] = []
-    last = len(weights) - 1
     for i, w in enumerate(weights):
         needs.append(Need(i, w, "min_requests", float(policy.min_requests)))
         if first_release or chk.error_rate.mode != "enforce":
@@ -193,12 +193,6 @@ def plan(policy: CanaryPolicy, seen: Observed, *, first_release: bool = False,
         margin = step_margin(chk.error_rate)
         n = max(error_rate_requests(r, w, margin, alpha) for r in rates)
         needs.append(Need(i, w, f"error rate {margin.short()} on the step", n))
-    if not first_release and chk.latency.mode == "enforce":
-        hist = dict(seen.latency) if seen.latency else None
-        edges = tuple(sorted(hist)) if hist else bounds
-        for q in chk.latency.quantiles:
-            needs.append(Need(last, weights[last], f"latency p{100 * q:g}",
-                              latency_requests(q, chk.latency.tolerance_pct, alpha, hist, edges)))
     if first_release:
         needs.append(Need(0, 100, "error rate within the first-release limit",
                           max(_first_release_requests(r, chk.error_rate.max, alpha) for r in rates)))
@@ -208,6 +202,12 @@ def plan(policy: CanaryPolicy, seen: Observed, *, first_release: bool = False,
         margin = promote_margin(chk.error_rate)
         _pooled(out, f"error rate {margin.short()} on all", lambda c, s, _: all(
             noninferior(rate * c, rate * s, c, s, margin, alpha).shown for rate in rates))
+    if not first_release and chk.latency.mode == "enforce":
+        hist = dict(seen.latency) if seen.latency else None
+        edges = tuple(sorted(hist)) if hist else bounds
+        for q in chk.latency.quantiles:
+            _pooled(out, f"latency p{100 * q:g}", _at_least(latency_requests(q, chk.latency.tolerance_pct, alpha,
+                                                                             hist, edges)))
     if not first_release and chk.predictions.mode == "enforce":
         limit = chk.predictions.max_divergence
         _pooled(out, "prediction mix", lambda c, s, r: float(mixes.js_bounds(
@@ -221,6 +221,11 @@ def _first_release_requests(rate: float, limit: float, alpha: float) -> float:
     if rate >= limit:
         return math.inf
     return _bisect(lambda n: float(seq.binomial_bound(rate * n, n, alpha, upper=True)) <= limit)
+
+
+def _at_least(n: float) -> Callable[[np.ndarray, np.ndarray, float], bool]:
+    """A pooled claim that needs ``n`` canary requests in all."""
+    return lambda c, s, _: float(c.sum()) >= n
 
 
 def _pooled(out: Plan, claim: str, shown: Callable[[np.ndarray, np.ndarray, float], bool]) -> None:
@@ -246,3 +251,26 @@ def _mix_counts(mix: Mapping[str, float] | None, n: float, ratio: float) -> tupl
     shares = np.array(list(mix.values()) if mix else ASSUMED_MIX, dtype=float)
     shares = shares[shares > 0] / max(shares[shares > 0].sum(), 1e-300)
     return shares * n, shares * n * ratio
+
+
+def plan_check(plan: Plan, duration: float) -> Check:
+    """The bake plan as a report check: a warning, naming the duration to set, when the bake is too short."""
+    advice = plan.advice(duration)
+    if advice:
+        return Check("bake_plan", Status.WARN, advice, observed=duration, expected=plan.recommended)
+    if plan.rps is None:
+        return Check("bake_plan", Status.PASS, f"canary requests the claims need: {plan.summary()}; no traffic "
+                     "measured to turn them into minutes (set deploy.canary.expected_rps)")
+    return Check("bake_plan", Status.PASS, f"duration {duration:g} s is enough: {plan.summary()}",
+                 observed=duration, expected=plan.recommended)
+
+
+def config_lines(policy: CanaryPolicy) -> list[str]:
+    """What ``mlci-gen check`` says about a config's bake, before any traffic: at ``expected_rps`` if set."""
+    found = plan(policy, Observed(rps=policy.expected_rps))
+    warn = found.advice(policy.duration)
+    if warn:
+        return [f"warning: {warn}"]
+    if found.rps is None:
+        return [f"bake plan: {found.summary()}; set deploy.canary.expected_rps to turn requests into minutes"]
+    return [f"bake plan: duration {policy.duration:g} s is enough: {found.summary()}"]

@@ -203,24 +203,67 @@ def sigmoid(x: ArrayLike) -> Array:
 
 
 def ratio_log_lr(x_c: ArrayLike, x_s: ArrayLike, n_c: ArrayLike, n_s: ArrayLike, rho0: float, *,
-                 prior: Prior = DETECT, down: bool = False) -> Array:
+                 prior: Prior = DETECT, down: bool = False, cache: bool = True) -> Array:
     """Cumulative log likelihood ratios, intervals x shifts, of ratio rho0*e^(±u) against rho0.
 
     Per interval, log LR = ±x_c*u + k*(softplus(l0) - softplus(l0 ± u)), l0 = log(n_c*rho0/n_s).
     Row i is the sum over intervals 0..i, so the evidence of any run of intervals j..i is
     ``row i - row j-1``: a test restarted at a later look costs one subtraction.
     Upward shifts (``down`` False) test H0: ratio <= rho0, downward ones H0: ratio >= rho0.
+    The monitor asks again after every look with one more interval, so the latest answers
+    are kept (``cache``) and extended when the inputs only grew.
     """
-    xc = np.atleast_1d(np.asarray(x_c, dtype=float))
-    k = xc + np.atleast_1d(np.asarray(x_s, dtype=float))
-    nc, ns = np.atleast_1d(np.asarray(n_c, dtype=float)), np.atleast_1d(np.asarray(n_s, dtype=float))
+    xc, xs, nc, ns = (np.atleast_1d(np.asarray(v, dtype=float)) for v in (x_c, x_s, n_c, n_s))
+    if not cache:
+        return np.asarray(np.cumsum(_ratio_rows(xc, xs, nc, ns, rho0, prior, down), axis=0))
+    hit = next((e for e in _RATIO_CACHE if e.rho0 == rho0 and e.prior is prior and e.down == down
+                and e.extends(xc, xs, nc, ns)), None)
+    if hit is None:
+        hit = _RatioMemo(rho0, prior, down, xc[:0], xs[:0], nc[:0], ns[:0], np.zeros((0, prior.shifts.size)))
+    else:
+        _RATIO_CACHE.remove(hit)
+    n = len(hit.xc)
+    if n < len(xc):
+        more = np.cumsum(_ratio_rows(xc[n:], xs[n:], nc[n:], ns[n:], rho0, prior, down), axis=0)
+        hit.cum = np.vstack([hit.cum, more + (hit.cum[-1] if n else 0.0)])
+        hit.xc, hit.xs, hit.nc, hit.ns = xc, xs, nc, ns
+    _RATIO_CACHE.insert(0, hit)
+    del _RATIO_CACHE[_RATIO_CACHE_SIZE:]
+    return np.asarray(hit.cum)
+
+
+@dataclass(eq=False)
+class _RatioMemo:
+    rho0: float
+    prior: Prior
+    down: bool
+    xc: np.ndarray
+    xs: np.ndarray
+    nc: np.ndarray
+    ns: np.ndarray
+    cum: np.ndarray
+
+    def extends(self, xc: np.ndarray, xs: np.ndarray, nc: np.ndarray, ns: np.ndarray) -> bool:
+        """Whether these inputs are the memo's followed by more intervals (or the same)."""
+        n = len(self.xc)
+        return n <= len(xc) and all(np.array_equal(new[:n], old) for new, old in
+                                    ((xc, self.xc), (xs, self.xs), (nc, self.nc), (ns, self.ns)))
+
+
+_RATIO_CACHE: list[_RatioMemo] = []
+_RATIO_CACHE_SIZE = 12
+
+
+def _ratio_rows(xc: np.ndarray, xs: np.ndarray, nc: np.ndarray, ns: np.ndarray, rho0: float, prior: Prior,
+                down: bool) -> np.ndarray:
+    """Per-interval log likelihood ratios (intervals x shifts) of the ratio test."""
+    k = xc + xs
     # An interval where one side served nothing, or without any event, says nothing about the ratio.
     informative = (nc > 0) & (ns > 0) & (k > 0)
     xc, k = np.where(informative, xc, 0.0), np.where(informative, k, 0.0)
     l0 = np.log(np.where(informative, nc * rho0, 1.0) / np.where(informative, ns, 1.0))
     u = -prior.shifts if down else prior.shifts
-    per = xc[:, None] * u + k[:, None] * (_softplus(l0)[:, None] - _softplus(l0[:, None] + u))
-    return np.asarray(np.cumsum(per, axis=0))
+    return np.asarray(xc[:, None] * u + k[:, None] * (_softplus(l0)[:, None] - _softplus(l0[:, None] + u)))
 
 
 def ratio_log_evalue(x_c: ArrayLike, x_s: ArrayLike, n_c: ArrayLike, n_s: ArrayLike, rho0: float = 1.0,
@@ -251,7 +294,7 @@ def ratio_bound(x_c: ArrayLike, x_s: ArrayLike, n_c: ArrayLike, n_s: ArrayLike, 
     threshold = log_threshold(alpha)
 
     def rejected(log_rho: float) -> bool:
-        cum = ratio_log_lr(x_c, x_s, n_c, n_s, math.exp(log_rho), prior=prior, down=upper)
+        cum = ratio_log_lr(x_c, x_s, n_c, n_s, math.exp(log_rho), prior=prior, down=upper, cache=False)
         return float(logsumexp(cum[-1] + prior.log_weights)) >= threshold
 
     far = math.log(1e4) if upper else math.log(1e-3)

@@ -277,8 +277,12 @@ def run_check(config: str, *, echo: Echo, root: str | Path = ".", source: str = 
     root = Path(root)
     found, drifted = 0, 0
     try:
-        load_config(root / config)
+        cfg = load_config(root / config)
         echo(f"{config}: valid")
+        from mlcicd.delivery.planner import config_lines  # the bake plan (issue 7): how long the canary needs
+
+        for line in config_lines(cfg.deploy.canary):
+            echo(line)
         for ci, rel in PIPELINE_PATHS.items():
             if not (root / rel).is_file():
                 continue

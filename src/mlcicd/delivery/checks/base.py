@@ -53,10 +53,6 @@ class Context:
     final: bool  # the analysis's (or the step's) time is up
     segments: Segments
     n_steps: int
-    steps: np.ndarray = field(default_factory=lambda: np.zeros(0, int))  # each look's step
-
-    def __post_init__(self) -> None:
-        self.steps = np.fromiter((lk.step for lk in self.looks), dtype=int, count=len(self.looks))
 
     @property
     def n_looks(self) -> int:
@@ -73,7 +69,7 @@ class Context:
 
     def step_rows(self, index: np.ndarray) -> np.ndarray:
         """Which rows of a reads ``index`` belong to the current step (its last look included)."""
-        return np.asarray(self.steps[index] == self.step)
+        return np.asarray(self.d.steps[index] == self.step)
 
     def step_label(self) -> str:
         weight = self.looks[-1].canary_weight

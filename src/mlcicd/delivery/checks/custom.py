@@ -11,7 +11,10 @@ from mlcicd.delivery.looks import Look
 
 def streak(items: Sequence[object | None]) -> int:
     """How many of the latest items are None (consecutive failed reads)."""
-    return next((i for i, v in enumerate(reversed(items)) if v is not None), len(items))
+    for i in range(len(items)):  # from the end: a streak is short, the history long
+        if items[len(items) - 1 - i] is not None:
+            return i
+    return len(items)
 
 
 def check(chk: CustomCheck, looks: Sequence[Look], policy: CanaryPolicy, final: bool) -> MetricResult:
