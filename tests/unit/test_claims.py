@@ -49,7 +49,7 @@ def test_decision_and_message_never_disagree_on_random_counts(additive):
         if s.shown:  # a promote message carries a bound within what is allowed
             text = s.bounds_text()
             figures = [float(x) for x in re.findall(r"at most ([+-]?[\d.]+) points", text)]
-            assert figures and min(figures) <= 100 * margin.floor + 0.005 or "ratio at most" in text
+            assert (figures and min(figures) <= 100 * margin.floor + 0.005) or "ratio at most" in text
     assert disagreements == 0
     assert shown_any > 20
 

@@ -3,7 +3,6 @@
 import math
 
 import numpy as np
-import pytest
 
 from mlcicd.delivery import sequential as seq
 

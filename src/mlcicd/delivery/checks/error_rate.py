@@ -67,7 +67,7 @@ def check(ctx: Context, a_rb: float, m: Claims) -> MetricResult:
         ev["step_claim" if i == 0 else "promote_claim"] = {"on": where, "margin": margin.describe(),
                                                            "canary_rate": shown.canary_rate,
                                                            "stable_rate": shown.stable_rate, **shown.evidence()}
-        text = f"on {where} canary {pct(shown.canary_rate)} vs stable {pct(shown.stable_rate)}"
+        text = f"on {where}: canary {pct(shown.canary_rate)} vs stable {pct(shown.stable_rate)}"
         bounds = shown.bounds_text()
         if not shown.shown:
             return m.result(None, f"error rate: canary {pct(pc)} vs stable {pct(ps)} after {nc:,.0f} canary requests; "
