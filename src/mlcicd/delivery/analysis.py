@@ -28,10 +28,11 @@ diluted by three healthy steps.
 **Promote claims** are non-inferiority claims, each wrong with probability <= alpha
 (:mod:`.claims`). A step never passes on pooled evidence alone: every step must show on its
 own traffic that its error rate is within the loose step margin (``step_max_ratio`` /
-``step_margin``), and the last step must show the promote margins on its own traffic
-(error rate, latency quantiles; the prediction mix, which does not depend on load, on all
-the evidence). The monitor then keeps watching for ``last_look`` seconds, with its own
-restart, before it reports promote-ready (:mod:`.progression`).
+``step_margin``: a doubled rate never passes a step). The last step must also show the
+promote margins on all the evidence since the analysis began (error rate; latency
+quantiles; the prediction mix): weight changes cost the error-rate test nothing, and the
+most evidence decides fastest. The monitor then keeps watching for ``last_look`` seconds,
+with its own restart, before it reports promote-ready (:mod:`.progression`).
 
 error_rate  :mod:`.checks.error_rate`   latency  :mod:`.checks.latency`
 predictions :mod:`.checks.predictions`  custom   :mod:`.checks.custom`

@@ -318,6 +318,8 @@ class _Walk:
                 bounds = tuple(sorted(seen.latency)) if seen.latency else ()
                 self.plan = planner.plan(self.owner.policy, seen, first_release=self.first_release, bounds=bounds)
                 self.planned_step = step.index
+                advice = self.plan.advice(self.owner.policy.duration)
+                self.owner.log(f"warning: {advice}" if advice else f"bake plan: {self.plan.summary()}")
         if self.plan is None or last_look_at is not None:
             return ""
         need = self.plan.step_requests[step.index]
