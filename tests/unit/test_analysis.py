@@ -323,6 +323,10 @@ def test_a_regression_that_starts_at_a_later_step_stops_the_walk_there_and_is_ro
     j, passed = _walk(Bake(policy=STEPS), regress_at=start)
     assert j.decision == "rollback" and j.reason.startswith("error rate: canary")
     assert max(passed, default=-1) < start  # the regressed step never passed
+    # The bound in the message comes from the test that rejected: above 1, and on which evidence.
+    ev = _metric(j, "error_rate").evidence
+    assert ev["ratio_lower"] > 1.0
+    assert f"since step {start + 1} began" in j.reason
 
 
 def test_each_step_shows_its_own_claim_and_the_last_one_the_promote_margin_on_all_traffic():

@@ -114,10 +114,10 @@ def test_ratio_tail_matches_the_full_history():
 
 def test_ratio_lower_bound_is_below_the_truth_and_above_one_for_a_clear_regression():
     rng = np.random.default_rng(8)
-    bounds = [seq.ratio_lower_bound(*_traffic(rng, 60, 0.1, 0.03, 0.01), ALPHA) for _ in range(100)]
+    bounds = [seq.ratio_bound(*_traffic(rng, 60, 0.1, 0.03, 0.01), ALPHA) for _ in range(100)]
     assert np.mean(np.array(bounds) > 3.0) <= ALPHA + SLACK
     assert np.median(bounds) > 1.5
-    assert seq.ratio_lower_bound([0], [0], [100], [900], ALPHA) == 0.0
+    assert seq.ratio_bound([0], [0], [100], [900], ALPHA) == 0.0
 
 
 def test_ratio_upper_bound_holds_and_tightens():

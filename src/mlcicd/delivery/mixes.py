@@ -31,6 +31,9 @@ from mlcicd.delivery import sequential as seq
 from mlcicd.delivery.sequential import Array
 
 _HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
+# A label share is a middling probability measured on many predictions: the deviations worth resolving
+# are small log-odds shifts, so the confidence sequence's prior sits there (median 0.05).
+MIX_PRIOR = seq.Prior.lognormal(0.05, 1.2, lo=0.002, hi=12.0, size=48)
 
 
 def lgamma(x: ArrayLike) -> Array:
@@ -92,7 +95,7 @@ def multinomial_intervals(counts: ArrayLike, alpha: ArrayLike) -> tuple[Array, A
     n = x.sum(axis=-1, keepdims=True)
     a = np.broadcast_to(np.asarray(alpha, dtype=float), x.shape[:-1])
     if x.shape[-1] == 2:  # one free share: its two-sided confidence sequence is the joint region
-        lo, up = seq.binomial_bounds(x[..., 0], n[..., 0], a / 2)
+        lo, up = seq.binomial_bounds(x[..., 0], n[..., 0], a / 2, prior=MIX_PRIOR)
         return np.stack([lo, 1 - up], axis=-1), np.stack([up, 1 - lo], axis=-1)
     p = np.where(n > 0, x / np.where(n > 0, n, 1.0), 0.5)
     r = np.broadcast_to((multinomial_radius(x, a) / np.maximum(n[..., 0], 1e-300))[..., None], x.shape)

@@ -310,8 +310,3 @@ def ratio_bound(x_c: ArrayLike, x_s: ArrayLike, n_c: ArrayLike, n_s: ArrayLike, 
         else:
             near = mid
     return math.exp(far)
-
-
-def ratio_lower_bound(x_c: ArrayLike, x_s: ArrayLike, n_c: ArrayLike, n_s: ArrayLike, alpha: float) -> float:
-    """Lower confidence bound of the rate ratio from the rollback test's e-process (0.0: none rejected)."""
-    return ratio_bound(x_c, x_s, n_c, n_s, alpha)

@@ -124,14 +124,54 @@ class Claims:
     def ratio_above(self, x_c: np.ndarray, x_s: np.ndarray, n_c: np.ndarray, n_s: np.ndarray, rho0: float,
                     index: np.ndarray, alpha: float) -> tuple[list[bool], float]:
         """Flags that the rate ratio exceeds rho0 (per-interval counts, restarted per segment), last log e-value."""
-        cum = seq.ratio_log_lr(x_c, x_s, n_c, n_s, rho0)
         rows = self.tail_rows(index)
+        log_e = self._ratio_combined(x_c, x_s, n_c, n_s, rho0, index, rows)
+        return self.flags_of(log_e, index, alpha), float(log_e[-1])
+
+    def _ratio_combined(self, x_c: np.ndarray, x_s: np.ndarray, n_c: np.ndarray, n_s: np.ndarray, rho0: float,
+                        index: np.ndarray, rows: np.ndarray, cache: bool = True) -> np.ndarray:
+        cum = seq.ratio_log_lr(x_c, x_s, n_c, n_s, rho0, cache=cache)
         starts = self.ctx.segments.starts(index)
         first = np.array([row for row, _ in starts], dtype=int)
         base = np.where((first > 0)[:, None], cum[np.maximum(first - 1, 0)], 0.0)  # starts x shifts
         per = seq.logsumexp(cum[rows][None, :, :] - base[:, None, :] + seq.DETECT.log_weights)
-        log_e = self.ctx.segments.combine(per, starts, rows)
-        return self.flags_of(log_e, index, alpha), float(log_e[-1])
+        return self.ctx.segments.combine(per, starts, rows)
+
+    def ratio_lower(self, x_c: np.ndarray, x_s: np.ndarray, n_c: np.ndarray, n_s: np.ndarray, index: np.ndarray,
+                    alpha: float) -> tuple[float, str]:
+        """The ratio's lower bound from the same combined e-process that rejected, and which segment weighs most.
+
+        Every segment's e-value falls as the null ratio grows, so their weighted sum does too:
+        the bound is a bisection on log rho0 (0.0 when none is rejected). The segment is named
+        in the message ("since step 4 began") when a restart, not the analysis start, carries it.
+        """
+        last = np.array([len(index) - 1])
+        threshold = seq.log_threshold(alpha)
+
+        def rejected(log_rho: float) -> bool:
+            combined = self._ratio_combined(x_c, x_s, n_c, n_s, math.exp(log_rho), index, last, cache=False)
+            return float(combined[-1]) >= threshold
+
+        lo, hi = math.log(1e-3), math.log(1e4)
+        if not rejected(lo):
+            return 0.0, ""
+        for _ in range(30):
+            mid = 0.5 * (lo + hi)
+            lo, hi = (mid, hi) if rejected(mid) else (lo, mid)
+        return math.exp(lo), self._carrier(x_c, x_s, n_c, n_s, index)
+
+    def _carrier(self, x_c: np.ndarray, x_s: np.ndarray, n_c: np.ndarray, n_s: np.ndarray,
+                 index: np.ndarray) -> str:
+        cum = seq.ratio_log_lr(x_c, x_s, n_c, n_s, 1.0)
+        starts = self.ctx.segments.starts(index)
+        scores = [lw + float(seq.logsumexp(cum[-1] - (cum[row - 1] if row > 0 else 0.0) + seq.DETECT.log_weights))
+                  for row, lw in starts]
+        row = starts[int(np.argmax(scores))][0]
+        if row == 0:
+            return ""
+        look = int(index[row])
+        lk = self.ctx.looks[look]
+        return " in the last look" if lk.last_look else f" since step {lk.step + 1} began"
 
     def result(self, promote: str | None, waiting: str) -> MetricResult:
         outcome: Outcome = "inconclusive" if self.ctx.final else "continue"

@@ -49,9 +49,10 @@ def check(ctx: Context, a_rb: float, m: Claims) -> MetricResult:
               stable_rate=ps, rate_ratio=ratio if math.isfinite(ratio) else None, max_ratio=chk.max_ratio,
               e_value=e_value(log_e), canary_weight=ctx.looks[-1].canary_weight)
     if flags[-1]:
-        lcb = ev["ratio_lower"] = seq.ratio_lower_bound(ic[:, ERR], is_[:, ERR], ic[:, REQ], is_[:, REQ], a_rb)
+        lcb, where = m.ratio_lower(ic[:, ERR], is_[:, ERR], ic[:, REQ], is_[:, REQ], d.joint, a_rb)
+        ev["ratio_lower"] = lcb
         times = "" if math.isinf(ratio) else f"{X}{ratio:.1f}, "
-        m.claim(flags, f"error rate: canary {pct(pc)} vs stable {pct(ps)} ({times}at least {X}{lcb:.3g} at "
+        m.claim(flags, f"error rate: canary {pct(pc)} vs stable {pct(ps)} ({times}at least {X}{lcb:.3g}{where} at "
                        f"{conf(a_rb)} confidence, anytime-valid) after {nc:,.0f} canary requests")
     # Promotion: the step's own traffic within the step margin; on the last step also all of it within
     # the promote margin.
