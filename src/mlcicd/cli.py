@@ -6,6 +6,7 @@ drift from the actions and components rendered from the same catalogue.
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Any
 
@@ -41,7 +42,13 @@ def _stage_command(stage: Stage) -> click.Command:
         except UsageError as exc:
             click.echo(f"error: {exc}", err=True)
             sys.exit(exc.exit_code)
-        code, _ = execute(stage.id, values, ci=adapter)
+        code, result = execute(stage.id, values, ci=adapter)
+        if result is not None and result.figures.get("cancelled"):
+            # Cancelled by CI and the report is written: finalising an interpreter that loaded MLflow
+            # takes seconds the runner's grace period may not leave (SIGKILL follows), so end now.
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
         sys.exit(code)
 
     return click.Command(stage.id, params=params, callback=callback, help=stage.summary)

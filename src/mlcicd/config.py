@@ -142,8 +142,18 @@ class ErrorRateCheck:
     mode: CheckMode = "enforce"
     # A critical check rolls back on its own the moment a regression is shown.
     critical: bool = True
-    # Non-inferiority margin: the canary may be at most this much worse (0.01 = one percentage point).
-    margin: float = 0.01
+    # Promote margin: the last step must show, on its own traffic, canary rate <= max_ratio_promote x
+    # stable rate + margin. The ratio is what matters at ordinary rates, the absolute floor `margin` near
+    # zero (0.001 = 0.1 percentage points). Defaults allow 0.1% at a 0% base, 0.25% at 0.1%, 1.6% at 1%
+    # and 7.6% at 5%. For an absolute margin only: `max_ratio_promote: 1, margin: 0.01`.
+    max_ratio_promote: float = 1.5
+    margin: float = 0.001
+    # Every step must show the same on its own traffic with this looser margin before the walk goes on
+    # (x2 the stable's rate, or +0.5 points where that is larger, by default): a doubled rate never
+    # passes a step, so a regression that starts at a later step stops the walk there. Never stricter
+    # than the promote margin (the larger ratio and margin apply).
+    step_max_ratio: float = 2.0
+    step_margin: float = 0.005
     # A regression is a rate ratio above this (1.0: any increase, once shown with confidence).
     max_ratio: float = 1.0
     # Absolute limit, the only yardstick on a first release (no stable to compare with).
@@ -159,7 +169,9 @@ class LatencyCheck:
     # Showing a quantile no worse takes about 3/(1 - q) canary requests at the least (300 for p99):
     # at low traffic list lower quantiles (e.g. [0.5, 0.9]) and keep max_p99_ms as the tail guard.
     quantiles: list[float] = field(default_factory=lambda: [0.5, 0.99])
-    # A canary quantile up to this much slower than the stable's is not a regression.
+    # A canary quantile up to this much slower than the stable's is not a regression. Kept as stated to
+    # within about a point: the bound is interpolated inside the server's buckets (~25% apart), not
+    # rounded to an edge.
     tolerance_pct: float = 10.0
     # Absolute limit on the canary's p99 (the only yardstick on a first release).
     max_p99_ms: float = 1000.0
@@ -211,8 +223,16 @@ class CanaryPolicy:
     # Longest a single step may take (seconds); None: only `duration` bounds it.
     step_duration: float | None = None
     # Longest the whole analysis may take (seconds); then the verdict is what the evidence shows.
-    duration: float = 300.0
+    # deploy-canary and `mlci-gen check` estimate what the claims need at your traffic and say
+    # when this is too short to decide.
+    duration: float = 1800.0
     interval: float = 5.0
+    # After the last step shows promote, keep watching this long (seconds) for a regression that
+    # starts late, with a test restarted for it; 0 promotes at once.
+    last_look: float = 120.0
+    # Requests per second both versions serve together, for planning the bake before any traffic
+    # is observed (`mlci-gen check`); deploy-canary measures it when it can.
+    expected_rps: float | None = None
     # 1 - the false-rollback rate, held however often the judge looks (anytime-valid tests).
     confidence: float = 0.95
     # Consecutive failed metric reads before the analysis counts the source as broken.
@@ -402,13 +422,14 @@ def _check_semantics(cfg: Config, filename: str) -> None:
     for key in ("max_measurement_errors", "failure_limit"):
         if getattr(pol, key) < 1:
             fail(f"deploy.canary.{key}", f"must be at least 1, got {getattr(pol, key)}", f"e.g. `{key}: 3`")
+    if pol.last_look < 0:
+        fail("deploy.canary.last_look", f"must not be negative, got {pol.last_look}",
+             "e.g. `last_look: 120`, or 0 to promote as soon as the last step shows it")
+    if pol.expected_rps is not None and pol.expected_rps <= 0:
+        fail("deploy.canary.expected_rps", f"must be positive, got {pol.expected_rps}",
+             "e.g. `expected_rps: 50` (requests per second both versions serve together), or remove it")
     checks = pol.checks
-    if not 0 <= checks.error_rate.margin < 1 or not 0 < checks.error_rate.max <= 1:
-        fail("deploy.canary.checks.error_rate", "margin must be in [0, 1) and max in (0, 1]",
-             "e.g. `error_rate: {margin: 0.01, max: 0.05}`")
-    if checks.error_rate.max_ratio < 1:
-        fail("deploy.canary.checks.error_rate.max_ratio", f"must be at least 1, got {checks.error_rate.max_ratio}",
-             "e.g. `max_ratio: 1.0` (any increase shown with confidence is a regression)")
+    _check_error_rate(checks.error_rate, fail)
     if not checks.latency.quantiles or any(not 0 < q < 1 for q in checks.latency.quantiles):
         fail("deploy.canary.checks.latency.quantiles", f"must be fractions in (0, 1), got {checks.latency.quantiles}",
              "e.g. `quantiles: [0.5, 0.99]`")
@@ -438,6 +459,25 @@ def _check_semantics(cfg: Config, filename: str) -> None:
     if cfg.data.label in cfg.data.sensitive:
         fail("data.sensitive", f"the label column {cfg.data.label!r} cannot be a sensitive attribute",
              "list demographic columns such as `sensitive: [gender]`")
+
+
+def _check_error_rate(err: ErrorRateCheck, fail: Any) -> None:
+    key = "deploy.canary.checks.error_rate"
+    for name in ("margin", "step_margin"):
+        if not 0 <= getattr(err, name) < 1:
+            fail(f"{key}.{name}", f"must be in [0, 1) (a rate difference), got {getattr(err, name)}",
+                 f"e.g. `{name}: {0.001 if name == 'margin' else 0.005}` ({'0.1' if name == 'margin' else '0.5'} "
+                 "percentage points)")
+    if not 0 < err.max <= 1:
+        fail(f"{key}.max", f"must be in (0, 1], got {err.max}", "e.g. `max: 0.05` (5% on a first release)")
+    for name in ("max_ratio", "max_ratio_promote", "step_max_ratio"):
+        if getattr(err, name) < 1:
+            fail(f"{key}.{name}", f"must be at least 1, got {getattr(err, name)}",
+                 "e.g. `max_ratio: 1.0` (any increase shown with confidence is a regression)" if name == "max_ratio"
+                 else f"e.g. `{name}: {1.5 if name == 'max_ratio_promote' else 2.0}`")
+    if err.max_ratio_promote == 1 and err.margin == 0:
+        fail(f"{key}.margin", "with max_ratio_promote 1 and margin 0 no canary can ever be shown no worse",
+             "allow some margin, e.g. `margin: 0.001` or `max_ratio_promote: 1.5`")
 
 
 def lookup(cfg: Config, dotted: str) -> Any:

@@ -157,10 +157,12 @@ class LoadGenerator:
             self._threads.append(t)
         return self
 
-    def stop(self) -> TrafficStats:
+    def stop(self, timeout: float | None = None) -> TrafficStats:
+        """Stop sending; wait for requests in flight at most ``timeout`` seconds in all (default: their own)."""
         self._stop.set()
+        deadline = time.monotonic() + (self.timeout + 1 if timeout is None else timeout)
         for t in self._threads:
-            t.join(timeout=self.timeout + 1)
+            t.join(timeout=max(deadline - time.monotonic(), 0.0))
         return self.stats
 
     def __enter__(self) -> LoadGenerator:
