@@ -61,6 +61,8 @@ class DataConfig:
     sensitive: list[str] = field(default_factory=list)
     id_columns: list[str] = field(default_factory=list)
     columns: dict[str, ColumnSpec] = field(default_factory=dict)
+    # A Great Expectations 1.x Expectation Suite (JSON) that train and eval data must meet.
+    expectations: str | None = None
     quality: QualityConfig = field(default_factory=QualityConfig)
     drift: DriftConfig = field(default_factory=DriftConfig)
 

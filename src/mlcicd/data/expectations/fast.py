@@ -146,7 +146,7 @@ def not_null(view: View, kw: dict[str, Any]) -> Result:
 
 def values_between(view: View, kw: dict[str, Any]) -> Result:
     low, high = _bound(kw.get("min_value")), _bound(kw.get("max_value"))
-    if low is None and high is None or (low is not None and high is not None and low > high):
+    if (low is None and high is None) or (low is not None and high is not None and low > high):
         raise Unsupported("GE raises for these bounds")
 
     def flag(col: Column) -> np.ndarray:
@@ -321,7 +321,7 @@ def quantiles_between(view: View, kw: dict[str, Any]) -> Result:
             isinstance(b, list) and len(b) == 2 and all(x is None or _is_number(x) for x in b) for b in bounds):
         raise Unsupported("quantile_ranges")
     v = _numbers(view, kw)
-    values = np.quantile(v, qs, method=method).tolist() if len(v) else [math.nan] * len(qs)
+    values = np.quantile(v, qs, method=str(method)).tolist() if len(v) else [math.nan] * len(qs)  # type: ignore[call-overload]
     details = [_quantile_in_range(x, b) for x, b in zip(values, bounds, strict=True)]
     return bool(all(details)), {"observed_value": {"quantiles": qs, "values": values},
                                 "details": {"success_details": details}}

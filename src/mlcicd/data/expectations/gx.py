@@ -58,7 +58,8 @@ def evaluate(frame: pd.DataFrame, expectations: list[Expectation], *, where: str
                               where=f"{where}: expectations[{expectation.index}] ({expectation.type})",
                               fix="check the type name and kwargs against the GE 1.x expectation gallery") from None
     results: list[ExpectationValidationResult] = batch.validate(suite, result_format="SUMMARY").results
-    by_index = {r.expectation_config.meta.get("mlci_index"): r for r in results}
+    by_index = {(r.expectation_config.meta or {}).get("mlci_index") if r.expectation_config else None: r
+                for r in results}
     return [_outcome(e, by_index[unique[_key(e)].index]) for e in expectations]
 
 

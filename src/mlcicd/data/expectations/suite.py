@@ -33,6 +33,8 @@ class Expectation:
     kwargs: dict[str, Any]
     index: int  # position in the suite, for messages ("expectations[3]")
     meta: dict[str, Any] = field(default_factory=dict)
+    # GE 1.x: critical fails the stage; warning and info only warn.
+    severity: str = "critical"
 
     @property
     def columns(self) -> list[str]:
@@ -47,7 +49,7 @@ class Expectation:
         return f"{self.type}({', '.join(self.columns)})"
 
     def to_json(self) -> dict[str, Any]:
-        return {"type": self.type, "kwargs": self.kwargs, "meta": self.meta}
+        return {"type": self.type, "kwargs": self.kwargs, "meta": self.meta, "severity": self.severity}
 
 
 @dataclass(frozen=True)
@@ -88,7 +90,7 @@ def load_suite(path: Path, shown: str) -> Suite:
                           fix="GE 1.x names the keys `name` and, per expectation, `type`: rename "
                           "expectation_suite_name -> name and expectation_type -> type")
     expectations = tuple(_entry(item, i, where) for i, item in enumerate(raw["expectations"]))
-    meta = raw.get("meta") if isinstance(raw.get("meta"), dict) else {}
+    meta = raw["meta"] if isinstance(raw.get("meta"), dict) else {}
     return Suite(str(raw.get("name") or path.stem), expectations, meta)
 
 
@@ -112,8 +114,12 @@ def _entry(item: Any, index: int, where: str) -> Expectation:
     if unknown:
         raise ConfigError(f"unknown key {unknown[0]!r}", where=key,
                           fix=f"an expectation has {', '.join(sorted(_ENTRY_KEYS))}; arguments go under `kwargs`")
-    meta = item.get("meta") if isinstance(item.get("meta"), dict) else {}
-    return Expectation(kind, dict(kwargs), index, meta)
+    severity = item.get("severity") or "critical"
+    if severity not in ("critical", "warning", "info"):
+        raise ConfigError(f"`severity` must be critical, warning or info, got {severity!r}", where=key,
+                          fix='e.g. "severity": "warning" to only warn when the expectation is not met')
+    meta = item["meta"] if isinstance(item.get("meta"), dict) else {}
+    return Expectation(kind, dict(kwargs), index, meta, severity)
 
 
 def write_suite(suite: Suite, path: Path) -> None:
