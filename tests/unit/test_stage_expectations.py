@@ -118,3 +118,40 @@ def test_fast_only_suite_never_imports_great_expectations(project):
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["0", "False"]
+
+
+def test_evaluator_never_imports_pandas(tmp_path):
+    """pyarrow's converters import pandas (~1 s); the evaluator reads Arrow buffers itself."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rng = np.random.default_rng(0)
+    pq.write_table(pa.table({"x": pa.array(rng.normal(size=100), mask=rng.random(100) < 0.1),
+                             "k": rng.integers(0, 3, 100), "s": rng.choice(["a", "b"], 100)}), tmp_path / "d.parquet")
+    suite = {"name": "s", "expectations": [
+        {"type": t, "kwargs": kw} for t, kw in [
+            ("expect_column_values_to_not_be_null", {"column": "x"}),
+            ("expect_column_values_to_be_between", {"column": "x", "min_value": 0}),
+            ("expect_column_values_to_be_in_set", {"column": "s", "value_set": ["a"]}),
+            ("expect_column_values_to_be_unique", {"column": "k"}),
+            ("expect_compound_columns_to_be_unique", {"column_list": ["k", "s", "x"]}),
+            ("expect_column_quantile_values_to_be_between",
+             {"column": "x", "quantile_ranges": {"quantiles": [0.5], "value_ranges": [[-1, 1]]}}),
+            ("expect_column_values_to_be_in_type_list", {"column": "s", "type_list": ["str"]}),
+        ]]}
+    (tmp_path / "suite.json").write_text(json.dumps(suite))
+    code = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from mlcicd.data.expectations import evaluate\n"
+        "from mlcicd.data.expectations.suite import load_suite\n"
+        "from mlcicd.data.load import DataFile, read_table\n"
+        f"suite = load_suite(Path({str(tmp_path / 'suite.json')!r}), 'suite.json')\n"
+        f"table = read_table(DataFile('train', Path({str(tmp_path / 'd.parquet')!r}), 'd', 'x'))\n"
+        "outcomes = evaluate.validate(table, suite, where='suite.json')\n"
+        "print([o.engine for o in outcomes].count('mlci'), [o.success for o in outcomes].count(False), "
+        "'pandas' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["7", "6", "False"]  # only the median is in range

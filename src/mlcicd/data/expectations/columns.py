@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from mlcicd.data.arrow import flags, numpy_dtype, to_numpy
+
 if TYPE_CHECKING:
     import pyarrow as pa
 
@@ -72,8 +74,7 @@ class Column:
         """Per row: does pandas count this cell as missing?"""
         import pyarrow.compute as pc
 
-        mask = pc.is_null(self.data, nan_is_null=self.kind == "float")
-        return np.asarray(mask.to_numpy(zero_copy_only=False), dtype=bool)
+        return flags(pc.is_null(self.data, nan_is_null=self.kind == "float"))
 
     @cached_property
     def missing_count(self) -> int:
@@ -87,7 +88,7 @@ class Column:
         if self.kind not in ("int", "float", "bool", "datetime"):
             raise Unsupported(f"{self.data.type} values")
         present = self.data.drop_null() if self.data.null_count else self.data
-        values = present.to_numpy()
+        values = to_numpy(present)[0]
         if self.kind == "float":
             values = values[~np.isnan(values)]
         elif self.kind == "int" and self.data.null_count:
@@ -107,14 +108,23 @@ class Column:
     def present(self) -> np.ndarray | pa.Array:
         return self.values if self.numeric or self.kind in ("bool", "datetime") else self.texts
 
+    def with_gaps(self) -> np.ndarray:
+        """Every row's value, NaN where missing, in the numpy type pandas holds the column in."""
+        values, valid = to_numpy(self.data)
+        if valid is None:
+            return values
+        values = values.astype(np.float64)  # a float column, or integers with gaps (float64 in pandas)
+        values[~valid] = np.nan
+        return values
+
     @cached_property
     def pandas_dtype(self) -> Any:
         """The dtype ``Table.to_pandas`` gives this column (numpy dtype, or a stand-in for pandas' own)."""
         t = self.data.type
         if self.kind == "int":
-            return np.dtype(np.float64) if self.data.null_count else np.dtype(t.to_pandas_dtype())
+            return np.dtype(np.float64) if self.data.null_count else numpy_dtype(t)
         if self.kind == "float":
-            return np.dtype(t.to_pandas_dtype())
+            return numpy_dtype(t)
         if self.kind == "bool" and not self.data.null_count:
             return np.dtype(bool)
         if self.kind == "datetime":

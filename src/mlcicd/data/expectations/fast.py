@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from mlcicd.data.arrow import flags, from_numpy, strings, to_numpy
 from mlcicd.data.expectations.columns import (
     Column,
     MissingColumn,
@@ -126,7 +127,7 @@ def _first(values: Any, unexpected: np.ndarray) -> list[Any]:
     rows = np.flatnonzero(unexpected)[:PARTIAL_UNEXPECTED]
     if isinstance(values, np.ndarray):
         return values[rows].tolist()
-    return values.take(rows).to_pylist()
+    return values.take(from_numpy(rows.astype(np.int64))).to_pylist()
 
 
 def _column_map(view: View, kw: dict[str, Any], flag: Callable[[Column], np.ndarray]) -> Result:
@@ -175,34 +176,54 @@ def in_set(view: View, kw: dict[str, Any]) -> Result:
                                  dtype=np.float64)
             return ~np.isin(col.values, allowed)
         if col.kind in ("str", "category") and all(isinstance(v, str) for v in value_set):
-            import pyarrow as pa
             import pyarrow.compute as pc
 
-            found = pc.is_in(col.texts, value_set=pa.array(value_set, type=col.texts.type))
-            return ~np.asarray(found.to_numpy(zero_copy_only=False), dtype=bool)
+            return ~flags(pc.is_in(col.texts, value_set=strings(value_set).cast(col.texts.type)))
         raise Unsupported(f"value_set of these types on a {col.kind} column")
 
     return _column_map(view, kw, flag)
 
 
 def unique(view: View, kw: dict[str, Any]) -> Result:
-    return _column_map(view, kw, lambda col: _repeated(_codes(col, with_missing=False)))
+    def flag(col: Column) -> np.ndarray:
+        if col.numeric or col.kind == "datetime":
+            v = col.values
+            if len(v) < 2 or bool(np.all(v[1:] > v[:-1])):  # strictly increasing (ids, times): none repeats
+                return np.zeros(len(v), dtype=bool)
+        return _repeated(_codes(col, with_missing=False))
+
+    return _column_map(view, kw, flag)
 
 
 def _codes(col: Column, *, with_missing: bool) -> np.ndarray:
-    """Equal codes for the cells pandas' ``duplicated`` calls equal (NaN = NaN, -0.0 = 0.0).
+    """Dense codes, equal for the cells pandas' ``duplicated`` calls equal (NaN = NaN, -0.0 = 0.0).
 
     Without ``with_missing`` only the non-missing values are coded; with it every row is,
-    and all missing cells share one code.
+    and all missing cells share one code. Arrow's hash encoding does the work (no sort).
     """
-    if col.numeric or col.kind == "datetime" or (col.kind == "bool" and not (with_missing and col.data.null_count)):
-        values = col.data.to_numpy() if with_missing else col.values  # gaps become NaN / NaT
-        return np.unique(values, return_inverse=True, equal_nan=True)[1].ravel()
-    if col.kind in ("str", "category", "bool"):
+    if col.numeric or col.kind in ("bool", "datetime"):
+        if with_missing and col.kind in ("bool", "datetime") and col.data.null_count:
+            data = col.data.combine_chunks()
+        else:
+            values = col.with_gaps() if with_missing and col.numeric else col.values
+            if values.dtype.kind == "f":
+                values = values + 0.0  # -0.0 + 0.0 is 0.0
+                values[np.isnan(values)] = np.nan  # one NaN bit pattern
+            elif values.dtype.kind == "M":
+                values = values.view(np.int64)
+            data = from_numpy(values.view(np.uint8) if values.dtype == bool else values)
+    elif col.kind in ("str", "category"):
         data = col.texts if not with_missing else (
             col.data.cast(col.data.type.value_type) if col.kind == "category" else col.data).combine_chunks()
-        return np.asarray(data.dictionary_encode(null_encoding="encode").indices.to_numpy(zero_copy_only=False))
-    raise Unsupported(f"{col.data.type} column")
+    else:
+        raise Unsupported(f"{col.data.type} column")
+    encoded = data.dictionary_encode(null_encoding="encode")
+    return to_numpy(encoded.indices)[0].astype(np.int64)
+
+
+def _dense(key: np.ndarray) -> tuple[np.ndarray, int]:
+    encoded = from_numpy(key).dictionary_encode()
+    return to_numpy(encoded.indices)[0].astype(np.int64), len(encoded.dictionary)
 
 
 def _repeated(codes: np.ndarray) -> np.ndarray:
@@ -222,16 +243,20 @@ def compound_unique(view: View, kw: dict[str, Any]) -> Result:
     missing = np.vstack([c.missing for c in cols])
     keep = ~missing.all(axis=0) if ignore == "all_values_are_missing" else (
         ~missing.any(axis=0) if ignore == "any_value_is_missing" else np.ones(view.rows, dtype=bool))
-    key = np.zeros(view.rows, dtype=np.int64)
+    key, size = np.zeros(view.rows, dtype=np.int64), 1
     for col in cols:
-        codes = _codes(col, with_missing=True).astype(np.int64)
-        key = key * (int(codes.max(initial=0)) + 1) + codes
-        key = np.unique(key, return_inverse=True)[1].astype(np.int64)  # dense again: no overflow
+        codes = _codes(col, with_missing=True)
+        levels = int(codes.max(initial=0)) + 1
+        if size * levels >= 2**62:  # make the key dense again before it could overflow
+            key, size = _dense(key)
+        key, size = key * levels + codes, size * levels
+    key = _dense(key)[0]
     rows = np.flatnonzero(keep)
     unexpected = _repeated(key[rows])
     shown = rows[unexpected][:PARTIAL_UNEXPECTED]
+    taken = from_numpy(shown.astype(np.int64))
     values = [dict(zip(names, row, strict=True)) for row in zip(
-        *(c.data.take(shown).to_pylist() for c in cols), strict=True)] if len(shown) else []
+        *(c.data.take(taken).to_pylist() for c in cols), strict=True)] if len(shown) else []
     return _map_result(view.rows, len(rows), int(np.count_nonzero(unexpected)), values, kw.get("mostly", 1.0))
 
 
