@@ -104,7 +104,8 @@ def make_data(rows: int, directory: Path) -> tuple[Path, Path]:
 def timed_process(script: str, *args: str) -> tuple[float, str]:
     started = time.perf_counter()
     out = subprocess.run([sys.executable, "-c", script, *args], capture_output=True, text=True, check=True,
-                         env={"PYTHONPATH": str(ROOT / "src"), "PATH": "/usr/bin:/bin", "GX_ANALYTICS_ENABLED": "false"})
+                         env={"PYTHONPATH": str(ROOT / "src"), "PATH": "/usr/bin:/bin",
+                              "GX_ANALYTICS_ENABLED": "false"})
     return time.perf_counter() - started, out.stdout.strip()
 
 

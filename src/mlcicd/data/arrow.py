@@ -47,7 +47,7 @@ def to_numpy(data: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, np.ndarray |
     for chunk in _chunks(data):
         n, offset = len(chunk), chunk.offset
         buffers = chunk.buffers()
-        if dtype == bool:
+        if dtype.kind == "b":
             part = _bits(buffers[1], offset, n)
             values.append(part if part is not None else np.zeros(n, dtype=bool))
         else:
@@ -84,4 +84,5 @@ def strings(texts: list[str]) -> pa.Array:
     encoded = [t.encode("utf-8") for t in texts]
     offsets = np.zeros(len(encoded) + 1, dtype=np.int32)
     np.cumsum([len(e) for e in encoded], out=offsets[1:])
-    return pa.Array.from_buffers(pa.string(), len(encoded), [None, pa.py_buffer(offsets), pa.py_buffer(b"".join(encoded))])
+    return pa.Array.from_buffers(pa.string(), len(encoded),
+                                 [None, pa.py_buffer(offsets), pa.py_buffer(b"".join(encoded))])
