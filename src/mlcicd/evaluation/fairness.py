@@ -117,8 +117,8 @@ def class_metrics(c: np.ndarray, task: Task) -> dict[str, np.ndarray]:
         # scikit-learn's macro average runs over the labels present in the group's truth or predictions.
         present = (actual + predicted) > 0
         n_present = present.sum(axis=-1)
-        per_label = {"precision": _div(tp, predicted), "recall": _div(tp, actual), "f1": _div(2 * tp, actual + predicted),
-                     "fpr": _div(predicted - tp, n[..., None] - actual)}
+        per_label = {"precision": _div(tp, predicted), "recall": _div(tp, actual),
+                     "f1": _div(2 * tp, actual + predicted), "fpr": _div(predicted - tp, n[..., None] - actual)}
         for name, values in per_label.items():
             out[name] = _div(np.where(present, values, 0.0).sum(axis=-1), n_present, np.nan)
     empty = n == 0
@@ -132,7 +132,8 @@ def one_vs_rest(c: np.ndarray) -> dict[str, np.ndarray]:
     n = c.sum(axis=(-1, -2))[..., None]
     actual, predicted = c.sum(axis=-1), c.sum(axis=-2)
     tp = np.diagonal(c, axis1=-2, axis2=-1)
-    return {"selection_rate": _div(predicted, n, np.nan), "tpr": _div(tp, actual), "fpr": _div(predicted - tp, n - actual)}
+    return {"selection_rate": _div(predicted, n, np.nan), "tpr": _div(tp, actual),
+            "fpr": _div(predicted - tp, n - actual)}
 
 
 def _spread(values: np.ndarray) -> np.ndarray:
@@ -158,9 +159,11 @@ def class_disparities(c: np.ndarray, task: Task) -> dict[str, np.ndarray]:
     sel = np.moveaxis(ovr["selection_rate"][..., columns], -1, -2)  # (..., K', G)
     eo = np.maximum(_spread(np.moveaxis(ovr["tpr"][..., columns], -1, -2)),
                     _spread(np.moveaxis(ovr["fpr"][..., columns], -1, -2)))
-    out["demographic_parity_difference"] = np.nanmax(_spread(sel), axis=-1)
-    out["demographic_parity_ratio"] = np.nanmin(_ratio(sel), axis=-1)
-    out["equalized_odds_difference"] = np.nanmax(eo, axis=-1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a class no group predicts has no ratio
+        out["demographic_parity_difference"] = np.nanmax(_spread(sel), axis=-1)
+        out["demographic_parity_ratio"] = np.nanmin(_ratio(sel), axis=-1)
+        out["equalized_odds_difference"] = np.nanmax(eo, axis=-1)
     if task == "binary":
         out["selection_rate_difference"] = _spread(per_group["selection_rate"])
     return out
