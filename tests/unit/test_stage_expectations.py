@@ -37,7 +37,7 @@ def test_write_suite_infers_from_reference_and_the_written_suite_passes(project)
     age = next(e for e in suite["expectations"] if e["type"] == "expect_column_values_to_be_between"
                and e["kwargs"]["column"] == "age")
     assert age["kwargs"] == {"column": "age", "min_value": 18, "max_value": 100}  # declared in data.columns
-    assert suite["meta"]["mlci"]["inferred_from"].startswith("the reference data")
+    assert suite["meta"]["mlci"]["inferred_from"] == "the reference data (data/reference.csv)"
     with_suite(project, suite)
     code, report, log = run(project)
     assert code == 0, log

@@ -157,7 +157,7 @@ def _write_suite(ctx: StageContext, tables: dict[str, pa.Table], files: dict[str
     role = "reference" if "reference" in tables else "train"
     name = ctx.config.project or (ctx.config.root.name if ctx.config.root else "data")
     suite = infer_suite(tables[role], schema, ctx.config.data, name=name,
-                        source=f"the {role} data {files[role].shown}")
+                        source=f"the {role} data ({files[role].shown})")
     try:
         write_suite(suite, path)
     except OSError as exc:

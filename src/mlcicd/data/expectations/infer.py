@@ -6,7 +6,7 @@ population (a training set, next month's evaluation set), not the reference itse
 
 * every column exists; numeric ones are int64 or float64 (a gap turns integers into floats);
 * missing values: none for ``nullable: false``, else at most twice the share seen (at least 1%);
-* numbers: within the seen range widened by 10% of it on each side (99% of rows); the mean
+* numbers: within the seen range widened by a quarter of it on each side (99% of rows); the mean
   within half a standard deviation; the standard deviation within x0.5..x2; the 5/25/50/75/95th
   percentiles each within half a standard deviation;
 * categories (up to 100 levels): the values seen (99% of rows), or ``allowed`` exactly;
@@ -47,10 +47,11 @@ def infer_suite(table: pa.Table, schema: Schema, data: DataConfig, *, name: str,
         items += _missing(col, declared=rule.explicit and not rule.nullable)
         if col_name in data.id_columns:
             pass  # an id has no distribution: it is unique, and that is all
+        elif rule.allowed is not None:
+            items.append(("expect_column_values_to_be_in_set",
+                          {"column": col_name, "value_set": _allowed(rule.allowed, numeric=col.numeric)}))
         elif rule.type in NUMERIC and col.numeric and col.n > col.missing_count:
             items += _numeric(col, rule.min, rule.max)
-        elif rule.allowed is not None:
-            items.append(("expect_column_values_to_be_in_set", {"column": col_name, "value_set": list(rule.allowed)}))
         elif rule.type in ("category", "boolean") and col.kind in ("str", "category"):
             seen = sorted(set(col.texts.unique().to_pylist()))
             if 0 < len(seen) <= MAX_CATEGORY_LEVELS:
@@ -61,13 +62,28 @@ def infer_suite(table: pa.Table, schema: Schema, data: DataConfig, *, name: str,
     ids = [c for c in data.id_columns if c in table.column_names]
     if len(ids) > 1:
         items.append(("expect_compound_columns_to_be_unique", {"column_list": ids}))
-    note = {"mlci": f"inferred from {source}: edit the bounds to what the data must satisfy"}
     try:
         version = metadata.version("great_expectations")
     except metadata.PackageNotFoundError:
         version = "1.x"
-    return Suite(name, tuple(Expectation(t, kw, i, dict(note)) for i, (t, kw) in enumerate(items)),
-                 {"great_expectations_version": version, "mlci": {"inferred_from": source, "rows": table.num_rows}})
+    return Suite(name, tuple(Expectation(t, kw, i) for i, (t, kw) in enumerate(items)),
+                 {"great_expectations_version": version, "mlci": {
+                     "inferred_from": source, "rows": table.num_rows,
+                     "note": "a starting point: edit the bounds to what the data must satisfy, then commit"}})
+
+
+def _allowed(values: tuple[str, ...], *, numeric: bool) -> list[Any]:
+    """``allowed`` from mlci.yaml is text; a numeric column's set holds numbers (GE compares types)."""
+    if not numeric:
+        return list(values)
+    numbers = []
+    for value in values:
+        try:
+            number = float(value)
+        except ValueError:
+            continue
+        numbers.append(int(number) if number.is_integer() else number)
+    return numbers
 
 
 def _type(col: Column) -> list[tuple[str, dict[str, Any]]]:
@@ -99,7 +115,7 @@ def _numeric(col: Column, low: float | None, high: float | None) -> list[tuple[s
         return []
     lo, hi = float(v.min()), float(v.max())
     if low is None and high is None:
-        slack = 0.1 * (hi - lo)
+        slack = 0.25 * (hi - lo)
         between: dict[str, float | None] = {"min_value": _round(lo - slack), "max_value": _round(hi + slack),
                                             "mostly": 0.99}
     else:
