@@ -112,7 +112,7 @@ def release(project: Path, command: str):
     assert code == 0, log
     code, monitor, log = run(project, "monitor-canary", generate_traffic=60, duration=90, interval=1)
     assert code == 0 and monitor.outputs["decision"] == "promote", log
-    code, promote, log = run(project, "promote")
+    code, _, log = run(project, "promote")
     assert code == 0, log
     return gate
 
