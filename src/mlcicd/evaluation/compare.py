@@ -23,8 +23,8 @@ per-row difference d = correct(candidate) - correct(champion) is -1, 0 or +1, so
 data are fully described by three counts: resampling rows with replacement is the same
 as drawing those counts from a multinomial, and 10,000 bootstrap means cost one
 ``rng.multinomial`` call (milliseconds) instead of 10,000 index draws (seconds). A
-regression model's per-row losses are continuous, so their paired bootstrap resamples
-row indices (both models' losses of the same rows together), in chunks.
+regression model's per-row losses are continuous: their paired bootstrap draws the same
+rows for both models (:mod:`mlcicd.evaluation.resample`).
 """
 
 from __future__ import annotations
@@ -39,9 +39,6 @@ import numpy as np
 # that flips from fail to pass by luck would make the gate meaningless).
 SEED = 20_240_601
 RELATIVE_ZERO_BASELINE_EPSILON = 1e-10  # MLflow's fallback for a zero baseline
-# Row draws the regression bootstrap may make (resamples x rows): above it, fewer resamples.
-MAX_DRAWS = 50_000_000
-MIN_RESAMPLES = 200
 
 
 @dataclass(frozen=True)
@@ -223,7 +220,7 @@ class LossComparison:
     upper: float
     confidence: float
     margin: float
-    resamples: int  # the resamples drawn (fewer than configured on very large data, see MAX_DRAWS)
+    resamples: int
 
     @property
     def passed(self) -> bool:
@@ -246,22 +243,20 @@ def loss_non_inferiority(
 ) -> LossComparison:
     """Is the candidate's rmse (squared losses) or mae (absolute losses) at most ``margin`` worse?
 
-    Each resample draws the same row indices for both models, so the bootstrap keeps the
-    pairing; the one-sided bound is the (1 - confidence) quantile of the differences.
+    Each resample draws the same rows for both models, so the bootstrap keeps the pairing;
+    the one-sided bound is the (1 - confidence) quantile of the differences.
     """
+    from mlcicd.evaluation.resample import group_sums
+
     c = np.asarray(candidate_loss, dtype=np.float64)
     h = np.asarray(champion_loss, dtype=np.float64)
     if c.shape != h.shape or c.ndim != 1 or len(c) == 0:
         raise ValueError(f"both models must be scored on the same rows, got {c.shape} and {h.shape}")
     n = len(c)
-    resamples = min(resamples, max(MIN_RESAMPLES, MAX_DRAWS // n))
-    rng = np.random.default_rng(seed)
-    chunk = max(1, min(resamples, 5_000_000 // n))
-    diffs = np.empty(resamples)
-    for start in range(0, resamples, chunk):
-        rows = rng.integers(0, n, size=(min(chunk, resamples - start), n))
-        diffs[start:start + len(rows)] = (_loss_metric(metric, h[rows].mean(axis=1))
-                                          - _loss_metric(metric, c[rows].mean(axis=1)))
+    _, sums = group_sums(np.column_stack([c, h]), np.zeros(n, dtype=np.int64), 1, resamples,
+                         np.random.default_rng(seed))
+    means = np.maximum(sums[:, 0, :] / n, 0.0)
+    diffs = _loss_metric(metric, means[:, 1]) - _loss_metric(metric, means[:, 0])
     lower, upper = np.quantile(diffs, [1.0 - confidence, confidence])
     mine, theirs = float(_loss_metric(metric, np.array(c.mean()))), float(_loss_metric(metric, np.array(h.mean())))
     return LossComparison(metric, n, mine, theirs, theirs - mine, float(lower), float(upper), confidence, margin,

@@ -14,7 +14,7 @@ sums; ``tests/unit/test_fairness_parity.py`` holds it to fairlearn's numbers to 
 ``gate.fairness.engine: fairlearn`` runs fairlearn itself instead (``fairness_fairlearn``).
 Because classifier figures depend only on the cell counts, resampling rows is a
 multinomial draw over the cells: the bootstrap confidence intervals cost milliseconds on a
-million rows. Regression resamples row indices.
+million rows. Regression resamples per-group sums (:mod:`mlcicd.evaluation.resample`).
 """
 
 from __future__ import annotations
@@ -30,9 +30,6 @@ from mlcicd.evaluation.tasks import Task
 
 MISSING_GROUP = "(missing)"
 SEED = 20_240_611
-# Row draws the regression bootstrap may make (resamples x rows): above it, fewer resamples.
-MAX_DRAWS = 50_000_000
-MIN_RESAMPLES = 200
 CLASS_METRICS = ("accuracy", "precision", "recall", "f1", "fpr", "error_rate")
 REGRESSION_METRICS = ("rmse", "mae", "r2", "mape")
 
@@ -67,7 +64,7 @@ def group_codes(values: Any) -> tuple[np.ndarray, list[str]]:
     dropping them would hide exactly the rows whose attribute nobody recorded."""
     import pandas as pd
 
-    codes, uniques = pd.factorize(pd.Series(values), use_na_sentinel=False, sort=True)
+    codes, uniques = pd.factorize(np.asarray(values), use_na_sentinel=False, sort=True)
     return np.asarray(codes), [MISSING_GROUP if _is_missing(u) else str(u) for u in uniques]
 
 
@@ -203,6 +200,9 @@ def assess(task: Task, y_true: np.ndarray, y_pred: np.ndarray, sensitive: Mappin
     ``score`` is the positive class's score (binary): per-group roc_auc, point values only.
     """
     columns, used = [], resamples
+    by_score = None
+    if score is not None and task == "binary" and np.all(np.isfinite(score)):
+        by_score = np.argsort(score)  # one sort serves every sensitive column (ties are averaged anyway)
     for name, values in sensitive.items():
         groups, names = group_codes(values)
         if len(groups) != len(y_true):
@@ -212,20 +212,39 @@ def assess(task: Task, y_true: np.ndarray, y_pred: np.ndarray, sensitive: Mappin
                                               np.asarray(y_pred, np.float64), confidence, resamples, seed)
         else:
             column = _class_column(task, name, groups, names, y_true, y_pred, positive, confidence, resamples, seed)
-            if score is not None and task == "binary":
-                truth = np.asarray(y_true) == positive
-                column.by_group["roc_auc"] = {g: _roc_auc(truth[groups == i], score[groups == i])
-                                              for i, g in enumerate(names)}
+            if score is not None and by_score is not None:
+                auc = group_roc_auc(np.asarray(y_true) == positive, np.asarray(score, np.float64), groups, len(names),
+                                    by_score)
+                column.by_group["roc_auc"] = {g: _optional(auc[i]) for i, g in enumerate(names)}
         columns.append(column)
     return FairnessResult(task, "fast", confidence, used, columns)
 
 
-def _roc_auc(truth: np.ndarray, score: np.ndarray) -> float | None:
-    from sklearn.metrics import roc_auc_score
+def group_roc_auc(truth: np.ndarray, score: np.ndarray, groups: np.ndarray, n_groups: int,
+                  by_score: np.ndarray | None = None) -> np.ndarray:
+    """ROC AUC of every group from one sort: the rank-sum identity, ties sharing their mean rank.
 
-    if truth.all() or not truth.any():
-        return None
-    return float(roc_auc_score(truth, score))
+    AUC = (R+ - n+(n+ + 1)/2) / (n+ n-), R+ the positives' rank sum within the group; NaN
+    where a group lacks positives or negatives. Equal to scikit-learn's ``roc_auc_score``
+    per group (the parity tests compare them through fairlearn's MetricFrame).
+    """
+    if by_score is None:
+        by_score = np.argsort(score)
+    # Stable by group over the score order: sorted by (group, score); integer keys sort in linear time.
+    order = by_score[np.argsort(groups[by_score], kind="stable")]
+    g, s, t = groups[order], score[order], truth[order].astype(np.float64)
+    n = len(g)
+    new_run = np.ones(n, dtype=bool)
+    new_run[1:] = (g[1:] != g[:-1]) | (s[1:] != s[:-1])
+    run_start = np.flatnonzero(new_run)
+    run_len = np.diff(np.append(run_start, n))
+    group_start = np.searchsorted(g, np.arange(n_groups))
+    mean_rank = (run_start - group_start[g[run_start]]) + (run_len + 1) / 2.0
+    ranks = mean_rank[np.cumsum(new_run) - 1]
+    positives = np.bincount(g, weights=t, minlength=n_groups)
+    negatives = np.bincount(g, minlength=n_groups) - positives
+    rank_sum = np.bincount(g, weights=ranks * t, minlength=n_groups)
+    return _div(rank_sum - positives * (positives + 1) / 2.0, positives * negatives, np.nan)
 
 
 def _optional(value: Any) -> float | None:
@@ -266,24 +285,21 @@ def _class_column(task: Task, name: str, groups: np.ndarray, names: list[str], y
 
 def _regression_column(name: str, groups: np.ndarray, names: list[str], y: np.ndarray, p: np.ndarray,
                        confidence: float, resamples: int, seed: int) -> tuple[ColumnFairness, int]:
+    from mlcicd.evaluation.resample import group_sums
+
     g = len(names)
     per_group = regression_metrics(_regression_sums(groups, g, y, p))
     point = regression_disparities(per_group)
-    n = len(y)
-    resamples = min(resamples, max(MIN_RESAMPLES, MAX_DRAWS // max(n, 1)))
-    rng = np.random.default_rng(seed)
-    chunk = max(1, min(resamples, 5_000_000 // max(n, 1)))
-    sampled: dict[str, list[np.ndarray]] = {k: [] for k in point}
-    for start in range(0, resamples, chunk):
-        rows = rng.integers(0, n, size=(min(chunk, resamples - start), n))
-        batch = len(rows)
-        keys = (np.arange(batch)[:, None] * g + groups[rows]).ravel()
-        sums = _regression_sums(keys, batch * g, y[rows].ravel(), p[rows].ravel())
-        metrics = regression_metrics({k: v.reshape(batch, g) for k, v in sums.items()})
-        for key, values in regression_disparities(metrics).items():
-            sampled[key].append(values)
+    error = np.abs(y - p)
+    # Per row: error², |error|, |error| / |y|, y, y²; their resampled group sums give every metric.
+    values = np.column_stack([error**2, error, error / np.maximum(np.abs(y), np.finfo(np.float64).eps), y, y * y])
+    counts, sums = group_sums(values, groups, g, resamples, np.random.default_rng(seed))
+    n = counts.astype(np.float64)
+    sst = np.maximum(sums[..., 4] - _div(sums[..., 3] ** 2, n), 0.0)
+    sampled = regression_disparities(regression_metrics(
+        {"n": n, "se": sums[..., 0], "ae": sums[..., 1], "ape": sums[..., 2], "sst": sst}))
     column = ColumnFairness(name, {grp: int(np.count_nonzero(groups == i)) for i, grp in enumerate(names)},
                             {m: {grp: _optional(v[i]) for i, grp in enumerate(names)} for m, v in per_group.items()})
     for key, value in point.items():
-        column.disparities[key] = Disparity(_optional(value), *_bounds(np.concatenate(sampled[key]), confidence))
+        column.disparities[key] = Disparity(_optional(value), *_bounds(sampled[key], confidence))
     return column, resamples
