@@ -25,7 +25,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from mlcicd.evaluation import fairness  # noqa: E402
+from mlcicd.evaluation import fairness
 
 
 def data(task: str, n: int) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray], np.ndarray | None]:
