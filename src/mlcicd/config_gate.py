@@ -126,8 +126,8 @@ def check_gate(gate: GateConfig, model: ModelConfig, fail: Fail) -> None:
     gap_metrics = list(dict.fromkeys(m for t in ((task,) if task else GROUP_GAP_METRICS) for m in GROUP_GAP_METRICS[t]))
     for name, limit in fair.max_group_difference.items():
         if name not in gap_metrics:
-            model = f" of a {task} model" if task else ""
-            fail(f"gate.fairness.max_group_difference.{name}", f"no per-group gap{model} is measured for {name!r}",
+            kind = f" of a {task} model" if task else ""
+            fail(f"gate.fairness.max_group_difference.{name}", f"no per-group gap{kind} is measured for {name!r}",
                  f"use one of: {', '.join(gap_metrics)}")
         if limit < 0:
             fail(f"gate.fairness.max_group_difference.{name}", f"must be ≥ 0 (the largest gap allowed), got {limit}",
