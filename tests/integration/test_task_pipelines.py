@@ -9,20 +9,20 @@ multiclass one is built here from scikit-learn's wine data (three cultivars).
 
 from __future__ import annotations
 
-import io
+import json
 import shutil
 from pathlib import Path
 
 import pytest
 import requests
 import yaml
+from test_pipeline_tracking_server import release as shared_release
+from test_pipeline_tracking_server import run
 
-from mlcicd.ci.local import LocalAdapter
 from mlcicd.config import load_config
 from mlcicd.delivery.targets import get_target
 from mlcicd.delivery.targets.processes import free_port
 from mlcicd.registry import Registry
-from mlcicd.runner import execute
 
 pytestmark = pytest.mark.integration
 EXAMPLES = Path(__file__).parents[2] / "examples"
@@ -95,26 +95,12 @@ def project(tmp_path, monkeypatch, request):
     get_target("local", load_config(root / "mlci.yaml")).shutdown()
 
 
-def run(project: Path, stage: str, **inputs):
-    stream = io.StringIO()
-    values = {"config": str(project / "mlci.yaml"), "report-dir": str(project / "r"),
-              **{k.replace("_", "-"): str(v) for k, v in inputs.items()}}
-    code, result = execute(stage, values, env={}, ci=LocalAdapter({}, stream))
-    return code, result, stream.getvalue()
-
-
-def release(project: Path, command: str):
-    code, train, log = run(project, "train", command=command)
-    assert code == 0, log
-    code, gate, log = run(project, "gate", model_uri=train.outputs["model-uri"])
-    assert code == 0, log
-    code, _, log = run(project, "deploy-canary")
-    assert code == 0, log
-    code, monitor, log = run(project, "monitor-canary", generate_traffic=60, duration=90, interval=1)
-    assert code == 0 and monitor.outputs["decision"] == "promote", log
-    code, _, log = run(project, "promote")
-    assert code == 0, log
-    return gate
+def release(project: Path, command: str) -> dict:
+    """train -> gate -> deploy-canary -> monitor-canary -> promote (the shared steps); the gate's report."""
+    version, _, _ = shared_release(project, command)
+    report = json.loads((project / "r" / "gate.json").read_text())
+    assert report["outputs"]["model-version"] == version
+    return report
 
 
 def answers(project: Path, row: dict, n: int = 20) -> tuple[set[str], list]:
@@ -136,17 +122,17 @@ def test_regression_example_through_the_whole_pipeline(project):
     assert len(suite) > 50 and all(e["success"] for e in suite) and {e["engine"] for e in suite} == {"mlci"}
 
     first = release(project, "python train.py")
-    assert first.figures["task"] == "regression" and first.figures["task_from"] == "model.task"
-    assert 40 < first.figures["candidate"]["rmse"] < 65 and first.figures["candidate"]["r2"] > 0.3
-    mae_by_sex = first.figures["fairness"]["columns"]["sex"]["by_group"]["mae"]
+    assert first["figures"]["task"] == "regression" and first["figures"]["task_from"] == "model.task"
+    assert 40 < first["figures"]["candidate"]["rmse"] < 65 and first["figures"]["candidate"]["r2"] > 0.3
+    mae_by_sex = first["figures"]["fairness"]["columns"]["sex"]["by_group"]["mae"]
     assert set(mae_by_sex) == {"1.0", "2.0"}
 
     second = release(project, "python train.py --alpha 5")
-    checks = {c.name: c for c in second.checks}
-    assert checks["non_inferiority"].status.value == "pass" and "paired bootstrap" in checks["non_inferiority"].message
-    assert checks["champion.rmse"].status.value == "pass" and "allowed x1.05" in checks["champion.rmse"].message
-    assert checks["fairness"].status.value == "pass" and "mae gap between groups" in checks["fairness"].message
-    v1, v2 = first.outputs["model-version"], second.outputs["model-version"]
+    checks = {c["name"]: c for c in second["checks"]}
+    assert checks["non_inferiority"]["status"] == "pass" and "paired bootstrap" in checks["non_inferiority"]["message"]
+    assert checks["champion.rmse"]["status"] == "pass" and "allowed x1.05" in checks["champion.rmse"]["message"]
+    assert checks["fairness"]["status"] == "pass" and "mae gap between groups" in checks["fairness"]["message"]
+    v1, v2 = first["outputs"]["model-version"], second["outputs"]["model-version"]
     assert Registry(load_config(project / "mlci.yaml").tracking_uri(), "diabetes").aliases() == {
         "champion": v2, "previous-champion": v1}
     row = {"age": 50.0, "sex": 1.0, "bmi": 27.0, "bp": 95.0, "s1": 190.0, "s2": 115.0, "s3": 48.0, "s4": 4.0,
@@ -160,14 +146,14 @@ def test_multiclass_model_through_the_whole_pipeline(project):
     code, _, log = run(project, "validate-data")
     assert code == 0, log
     first = release(project, "python train.py")
-    assert first.figures["task"] == "multiclass" and first.figures["task_from"] == "detected"
-    assert first.figures["candidate"]["f1"] > 0.85 and first.figures["candidate"]["roc_auc"] > 0.9
-    region = first.figures["fairness"]["columns"]["region"]
+    assert first["figures"]["task"] == "multiclass" and first["figures"]["task_from"] == "detected"
+    assert first["figures"]["candidate"]["f1"] > 0.85 and first["figures"]["candidate"]["roc_auc"] > 0.9
+    region = first["figures"]["fairness"]["columns"]["region"]
     assert region["disparities"]["demographic_parity_difference"]["detail"].startswith("class ")
     second = release(project, "python train.py 0.3")
-    checks = {c.name: c.status.value for c in second.checks}
+    checks = {c["name"]: c["status"] for c in second["checks"]}
     assert checks["non_inferiority"] == "pass" and checks["champion.accuracy"] == "pass"
-    v2 = second.outputs["model-version"]
+    v2 = second["outputs"]["model-version"]
     import pandas as pd
 
     row = pd.read_csv(project / "data" / "eval.csv").drop(columns=["cultivar", "region"]).iloc[0].astype(float)
