@@ -21,8 +21,20 @@ from typing import Any, Literal
 import yaml
 
 from mlcicd import plugins
+from mlcicd.config_gate import (
+    Bound,
+    ChangeThreshold,
+    FairnessConfig,
+    GateConfig,
+    ModelConfig,
+    NonInferiority,
+    check_gate,
+)
 from mlcicd.errors import ConfigError
 from mlcicd.settings import Source, build, plugin_section
+
+__all__ = ["Bound", "ChangeThreshold", "Config", "FairnessConfig", "GateConfig", "ModelConfig", "NonInferiority",
+           "load_config", "lookup", "parse_config"]
 
 DEFAULT_CONFIG = "mlci.yaml"
 
@@ -65,6 +77,8 @@ class DataConfig:
     sensitive: list[str] = field(default_factory=list)
     id_columns: list[str] = field(default_factory=list)
     columns: dict[str, ColumnSpec] = field(default_factory=dict)
+    # A Great Expectations 1.x Expectation Suite (JSON) that train and eval data must meet.
+    expectations: str | None = None
     quality: QualityConfig = field(default_factory=QualityConfig)
     drift: DriftConfig = field(default_factory=DriftConfig)
 
@@ -82,42 +96,6 @@ class MlflowConfig:
     model_name: str
     tracking_uri: str = "sqlite:///.mlci/mlflow.db"
     registry_uri: str | None = None
-
-
-@dataclass
-class Bound:
-    min: float | None = None
-    max: float | None = None
-
-
-@dataclass
-class ChangeThreshold:
-    """MLflow's semantics: the candidate must beat the champion by at least this much."""
-
-    min_absolute_change: float | None = None
-    min_relative_change: float | None = None
-
-
-@dataclass
-class NonInferiority:
-    metric: Literal["accuracy", "error_rate"] = "accuracy"
-    margin: float = 0.01
-    confidence: float = 0.95
-    resamples: int = 10_000
-
-
-@dataclass
-class FairnessConfig:
-    max_demographic_parity_difference: float = 0.1
-
-
-@dataclass
-class GateConfig:
-    thresholds: dict[str, Bound] = field(default_factory=dict)
-    champion: dict[str, ChangeThreshold] = field(default_factory=dict)
-    non_inferiority: NonInferiority | None = field(default_factory=NonInferiority)
-    fairness: FairnessConfig = field(default_factory=FairnessConfig)
-    latency_rows: int = 200
 
 
 @dataclass
@@ -273,6 +251,7 @@ class Config:
     version: int = 1
     project: str | None = None
     train: TrainConfig = field(default_factory=TrainConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
     gate: GateConfig = field(default_factory=GateConfig)
     image: ImageConfig = field(default_factory=ImageConfig)
     deploy: DeployConfig = field(default_factory=DeployConfig)
@@ -446,16 +425,7 @@ def _check_semantics(cfg: Config, filename: str) -> None:
         if names.count(custom.name) > 1 or custom.name in ("error_rate", "latency", "predictions"):
             fail(f"deploy.canary.checks.custom[{i}].name", f"name {custom.name!r} is used twice",
                  "give every check its own name")
-    ni = cfg.gate.non_inferiority
-    if ni is not None and not 0.5 <= ni.confidence < 1:
-        fail("gate.non_inferiority.confidence", f"must be in [0.5, 1), got {ni.confidence}",
-             "e.g. `confidence: 0.95`")
-    for name, change in cfg.gate.champion.items():
-        for attr in ("min_absolute_change", "min_relative_change"):
-            value = getattr(change, attr)
-            if value is not None and value <= 0:
-                fail(f"gate.champion.{name}.{attr}", f"must be a positive number (MLflow's semantics), got {value}",
-                     f"remove the key to only require no regression, or e.g. `{attr}: 0.01`")
+    check_gate(cfg.gate, cfg.model, fail)
     if cfg.data.label in cfg.data.sensitive:
         fail("data.sensitive", f"the label column {cfg.data.label!r} cannot be a sensitive attribute",
              "list demographic columns such as `sensitive: [gender]`")
