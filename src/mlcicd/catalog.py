@@ -1,9 +1,14 @@
-"""THE stage catalogue: the single source of truth for every stage's interface.
+"""THE stage catalogue: the single source of truth for every stage's interface and the graph.
 
-The CLI options, the GitHub composite actions, the GitLab components and the
-README tables are all rendered from :data:`STAGES`; nothing is written twice.
+The CLI options, the GitHub composite actions, the GitLab components, the user pipelines
+and the README tables are all rendered from :data:`STAGES`; nothing is written twice.
 Input names are kebab-case on every surface and arrive in the process as
 ``MLCI_<NAME>`` environment variables (``model-uri`` -> ``MLCI_MODEL_URI``).
+
+The stage graph lives here too: which stages a stage needs (``Stage.needs``), which
+earlier output feeds an input (``Input.fed_by``), which stages change what serves
+traffic (``Stage.deploys``), which wait for a human (``Stage.approval``) and when a
+stage runs by default (``Stage.when``).
 """
 
 from __future__ import annotations
@@ -11,7 +16,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from mlcicd.errors import UsageError
+
 InputType = Literal["string", "boolean", "integer", "number", "choice"]
+When = Literal["on_success", "on_failure"]
 
 
 @dataclass(frozen=True)
@@ -25,6 +33,8 @@ class Input:
     # Dotted key in mlci.yaml that supplies the value when the input is not given.
     config_key: str | None = None
     secret: bool = False
+    # (stage, output) whose value a rendered pipeline passes to this input.
+    fed_by: tuple[str, str] | None = None
 
     @property
     def env_var(self) -> str:
@@ -45,6 +55,16 @@ class Stage:
     outputs: tuple[Output, ...]
     # pip extra of ml-cicd that a CI job running only this stage installs.
     extra: str
+    # Pipeline stage (GitLab `stages:` entry) its job runs in.
+    job_stage: str
+    # Stages whose jobs must finish first (their outputs are visible to this one).
+    needs: tuple[str, ...] = ()
+    # Changes what serves traffic: a deployment environment, serialised per environment, OIDC tokens.
+    deploys: bool = False
+    # A rendered pipeline waits for a human before it runs (protected environment / when: manual).
+    approval: bool = False
+    # on_failure: runs only when a stage it needs failed (rollback follows a failed canary judgement).
+    when: When = "on_success"
 
     @property
     def module(self) -> str:
@@ -89,10 +109,13 @@ STAGES: tuple[Stage, ...] = (
                 type="boolean",
                 config_key="data.drift.fail",
             ),
+            Input("write-suite", "Also write the Great Expectations suite inferred from the reference data to "
+                  "this path (to edit, commit and set as data.expectations)."),
         ),
         (VERDICT_OUT, Output("drifted-features", "Comma-separated features that drifted."),
          Output("rows", "Rows checked in the training data.")),
         extra="data",
+        job_stage="validate",
     ),
     Stage(
         "train",
@@ -106,12 +129,15 @@ STAGES: tuple[Stage, ...] = (
         (Output("run-id", "MLflow run id of the training run."),
          Output("model-uri", "URI of the model the run logged (runs:/<id>/model)."), VERDICT_OUT),
         extra="train",
+        job_stage="train",
+        needs=("validate-data",),
     ),
     Stage(
         "gate",
         "Judge the candidate against thresholds, the current champion and fairness; register it as challenger.",
         (
-            Input("model-uri", "Candidate model URI (the train stage's model-uri output).", required=True),
+            Input("model-uri", "Candidate model URI (the train stage's model-uri output).", required=True,
+                  fed_by=("train", "model-uri")),
             Input("eval-data", "Evaluation data file.", config_key="data.eval"),
             MODEL_NAME,
             TRACKING_URI,
@@ -121,12 +147,17 @@ STAGES: tuple[Stage, ...] = (
         (VERDICT_OUT, Output("model-version", "Registered model version (empty when not registered)."),
          Output("model-uri", "models:/<name>/<version> of the registered challenger.")),
         extra="gate",
+        job_stage="gate",
+        needs=("train",),
     ),
     Stage(
         "build-image",
         "Build a model-server image with the model baked in, push it and report its digest.",
         (
-            Input("model-uri", "Model to bake in.", default="models:/{model_name}@challenger"),
+            # Build and deploy take gate's models:/<name>/<version>, not the @challenger alias: a
+            # concurrent run that moves the alias cannot swap the model between build and deploy.
+            Input("model-uri", "Model to bake in.", default="models:/{model_name}@challenger",
+                  fed_by=("gate", "model-uri")),
             Input("builder", "Image builder.", type="choice", options=("auto", "buildah", "docker", "podman"),
                   config_key="image.builder"),
             Input("registry", "Registry host[:port] to push to.", config_key="image.registry"),
@@ -140,16 +171,20 @@ STAGES: tuple[Stage, ...] = (
         (Output("image", "Image reference by tag."), Output("digest", "Manifest digest (sha256:…)."),
          Output("image-ref", "Image reference pinned by digest."), VERDICT_OUT),
         extra="deploy",
+        job_stage="build",
+        needs=("gate",),
     ),
     Stage(
         "deploy-canary",
         "Start the challenger next to the serving champion and send it a weighted share of traffic.",
         (
-            Input("model-uri", "Model to deploy as canary.", default="models:/{model_name}@challenger"),
+            Input("model-uri", "Model to deploy as canary.", default="models:/{model_name}@challenger",
+                  fed_by=("gate", "model-uri")),
             TARGET,
             Input("canary-weight", "Percent of traffic the canary receives.", type="integer",
                   config_key="deploy.canary.weight"),
-            Input("image", "Image reference for image-based targets (build-image's image-ref)."),
+            Input("image", "Image reference for image-based targets (build-image's image-ref).",
+                  fed_by=("build-image", "image-ref")),
             MODEL_NAME,
             TRACKING_URI,
         ),
@@ -157,6 +192,9 @@ STAGES: tuple[Stage, ...] = (
          Output("canary-version", "Model version of the canary."),
          Output("stable-version", "Model version of the stable release (empty on a first release)."), VERDICT_OUT),
         extra="deploy",
+        job_stage="deploy",
+        needs=("gate", "build-image"),
+        deploys=True,
     ),
     Stage(
         "monitor-canary",
@@ -177,6 +215,8 @@ STAGES: tuple[Stage, ...] = (
         (Output("decision", "promote, rollback, or hold (inconclusive with deploy.canary.on_inconclusive: hold)."),
          VERDICT_OUT),
         extra="core",
+        job_stage="monitor",
+        needs=("deploy-canary",),
     ),
     Stage(
         "promote",
@@ -185,6 +225,10 @@ STAGES: tuple[Stage, ...] = (
         (Output("champion-version", "Model version now serving as champion."),
          Output("previous-champion-version", "Model version it replaced (empty on a first release)."), VERDICT_OUT),
         extra="deploy",
+        job_stage="release",
+        needs=("monitor-canary",),
+        deploys=True,
+        approval=True,
     ),
     Stage(
         "rollback",
@@ -200,6 +244,10 @@ STAGES: tuple[Stage, ...] = (
         (Output("champion-version", "Model version serving after the rollback."),
          Output("rolled-back-version", "Model version taken out of service."), VERDICT_OUT),
         extra="deploy",
+        job_stage="release",
+        needs=("monitor-canary",),
+        deploys=True,
+        when="on_failure",
     ),
 )
 
@@ -210,8 +258,6 @@ def get_stage(stage_id: str) -> Stage:
     for stage in STAGES:
         if stage.id == stage_id:
             return stage
-    from mlcicd.errors import UsageError
-
     raise UsageError(
         f"unknown stage {stage_id!r}",
         where="stage",

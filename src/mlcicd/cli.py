@@ -6,6 +6,7 @@ drift from the actions and components rendered from the same catalogue.
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Any
 
@@ -41,7 +42,13 @@ def _stage_command(stage: Stage) -> click.Command:
         except UsageError as exc:
             click.echo(f"error: {exc}", err=True)
             sys.exit(exc.exit_code)
-        code, _ = execute(stage.id, values, ci=adapter)
+        code, result = execute(stage.id, values, ci=adapter)
+        if result is not None and result.figures.get("cancelled"):
+            # Cancelled by CI and the report is written: finalising an interpreter that loaded MLflow
+            # takes seconds the runner's grace period may not leave (SIGKILL follows), so end now.
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
         sys.exit(code)
 
     return click.Command(stage.id, params=params, callback=callback, help=stage.summary)
@@ -85,7 +92,8 @@ def demo(bad_canary: bool, keep_running: bool, workdir: str, canary_duration: fl
 @mlci.command()
 @click.option("--config", default="mlci.yaml", show_default=True)
 def status(config: str) -> None:
-    """Show what the deploy target is serving and where the registry aliases point."""
+    """Show what the deploy target is serving, where the registry aliases point, and the installed
+    plugins (deploy targets, metric sources) with their settings."""
     from mlcicd.operations import print_status
 
     sys.exit(print_status(config))
@@ -138,10 +146,11 @@ def mlci_gen() -> None:
               help="Also write the pipeline for these CI systems (as `mlci-gen render` does).")
 def init(directory: str, force: bool, label: str | None, cis: str) -> None:
     """Write a commented mlci.yaml for the project in DIR, detecting data files and columns."""
-    from mlcicd.gen.scaffold import scaffold_config
+    from mlcicd.gen import commands
 
     wanted = tuple(dict.fromkeys(c.strip() for c in cis.split(",") if c.strip()))
-    sys.exit(scaffold_config(directory, force=force, label=label, cis=wanted))
+    sys.exit(commands.init(directory, force=force, label=label, cis=wanted, echo=click.echo,
+                           err=lambda t: click.echo(t, err=True)))
 
 
 @mlci_gen.command()
@@ -153,10 +162,10 @@ def init(directory: str, force: bool, label: str | None, cis: str) -> None:
 @click.option("--output", default=None, help="Write the pipeline to this file instead of printing it.")
 def render(ci: str, ref: str | None, source: str | None, config: str, output: str | None) -> None:
     """Render the whole pipeline (GitHub workflow or .gitlab-ci.yml) from mlci.yaml."""
-    from mlcicd.gen.pipeline import run_render
+    from mlcicd.gen import commands
 
-    sys.exit(run_render(ci, ref=ref, source=source, config=config, output=output,
-                        echo=lambda t: click.echo(t, nl=False), err=lambda t: click.echo(t, err=True)))
+    sys.exit(commands.render(ci, ref=ref, source=source, config=config, output=output,
+                             echo=lambda t: click.echo(t, nl=False), err=lambda t: click.echo(t, err=True)))
 
 
 @mlci_gen.command()
@@ -166,9 +175,9 @@ def render(ci: str, ref: str | None, source: str | None, config: str, output: st
 def check(config: str, source: str) -> None:
     """Validate mlci.yaml and the pipelines: exit 1 with a diff when a generated pipeline drifted,
     exit 2 when a .gitlab-ci.yml passes an input an ml-cicd component does not accept."""
-    from mlcicd.gen.pipeline import run_check
+    from mlcicd.gen import commands
 
-    sys.exit(run_check(config, echo=click.echo, source=source))
+    sys.exit(commands.check(config, echo=click.echo, source=source))
 
 
 @mlci_gen.command()
@@ -177,9 +186,9 @@ def check(config: str, source: str) -> None:
               help="Root of the ml-cicd checkout.")
 def sync(check: bool, root: str) -> None:
     """Render this repo's actions, GitLab components and README tables from the stage catalogue."""
-    from mlcicd.gen.sync import run_sync
+    from mlcicd.gen import commands
 
-    sys.exit(run_sync(root, check=check, echo=click.echo))
+    sys.exit(commands.sync(root, check=check, echo=click.echo))
 
 
 if __name__ == "__main__":  # pragma: no cover

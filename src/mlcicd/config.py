@@ -1,8 +1,12 @@
 """``mlci.yaml``: load, validate, apply defaults.
 
-The file is parsed once into a typed :class:`Config`. Every error names the file,
-the key path, what was expected and an example fix. Relative paths in the file are
-relative to the directory holding it (the project root).
+The file is parsed once into a typed :class:`Config` (by :mod:`mlcicd.settings`). Every
+error names the file, the key path, what was expected and an example fix. Relative paths in
+the file are relative to the directory holding it (the project root).
+
+Plugins own their sections: ``deploy.<target>`` and ``deploy.canary.sources.<name>`` are
+built by the plugin's own settings type (see :mod:`mlcicd.plugins`), so a new target or
+metric source brings its settings without a change here.
 """
 
 from __future__ import annotations
@@ -10,15 +14,27 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import itertools
-import types
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 
+from mlcicd import plugins
+from mlcicd.config_gate import (
+    Bound,
+    ChangeThreshold,
+    FairnessConfig,
+    GateConfig,
+    ModelConfig,
+    NonInferiority,
+    check_gate,
+)
 from mlcicd.errors import ConfigError
+from mlcicd.settings import Source, build, plugin_section
+
+__all__ = ["Bound", "ChangeThreshold", "Config", "FairnessConfig", "GateConfig", "ModelConfig", "NonInferiority",
+           "load_config", "lookup", "parse_config"]
 
 DEFAULT_CONFIG = "mlci.yaml"
 
@@ -61,6 +77,8 @@ class DataConfig:
     sensitive: list[str] = field(default_factory=list)
     id_columns: list[str] = field(default_factory=list)
     columns: dict[str, ColumnSpec] = field(default_factory=dict)
+    # A Great Expectations 1.x Expectation Suite (JSON) that train and eval data must meet.
+    expectations: str | None = None
     quality: QualityConfig = field(default_factory=QualityConfig)
     drift: DriftConfig = field(default_factory=DriftConfig)
 
@@ -78,42 +96,6 @@ class MlflowConfig:
     model_name: str
     tracking_uri: str = "sqlite:///.mlci/mlflow.db"
     registry_uri: str | None = None
-
-
-@dataclass
-class Bound:
-    min: float | None = None
-    max: float | None = None
-
-
-@dataclass
-class ChangeThreshold:
-    """MLflow's semantics: the candidate must beat the champion by at least this much."""
-
-    min_absolute_change: float | None = None
-    min_relative_change: float | None = None
-
-
-@dataclass
-class NonInferiority:
-    metric: Literal["accuracy", "error_rate"] = "accuracy"
-    margin: float = 0.01
-    confidence: float = 0.95
-    resamples: int = 10_000
-
-
-@dataclass
-class FairnessConfig:
-    max_demographic_parity_difference: float = 0.1
-
-
-@dataclass
-class GateConfig:
-    thresholds: dict[str, Bound] = field(default_factory=dict)
-    champion: dict[str, ChangeThreshold] = field(default_factory=dict)
-    non_inferiority: NonInferiority | None = field(default_factory=NonInferiority)
-    fairness: FairnessConfig = field(default_factory=FairnessConfig)
-    latency_rows: int = 200
 
 
 @dataclass
@@ -144,15 +126,6 @@ class ImageConfig:
     login: Literal["auto", "ecr", "ghcr", "gitlab", "none"] = "auto"
 
 
-@dataclass
-class LocalTargetConfig:
-    port: int = 8080
-    state_dir: str = ".mlci/local"
-    # Worker processes per model server. 1: stable, canary and the router share one machine
-    # (a laptop, a runner), and each worker holds its own copy of the model and libraries.
-    workers: int = 1
-
-
 CheckMode = Literal["enforce", "observe"]
 
 
@@ -163,8 +136,18 @@ class ErrorRateCheck:
     mode: CheckMode = "enforce"
     # A critical check rolls back on its own the moment a regression is shown.
     critical: bool = True
-    # Non-inferiority margin: the canary may be at most this much worse (0.01 = one percentage point).
-    margin: float = 0.01
+    # Promote margin: the last step must show, on its own traffic, canary rate <= max_ratio_promote x
+    # stable rate + margin. The ratio is what matters at ordinary rates, the absolute floor `margin` near
+    # zero (0.001 = 0.1 percentage points). Defaults allow 0.1% at a 0% base, 0.25% at 0.1%, 1.6% at 1%
+    # and 7.6% at 5%. For an absolute margin only: `max_ratio_promote: 1, margin: 0.01`.
+    max_ratio_promote: float = 1.5
+    margin: float = 0.001
+    # Every step must show the same on its own traffic with this looser margin before the walk goes on
+    # (x2 the stable's rate, or +0.5 points where that is larger, by default): a doubled rate never
+    # passes a step, so a regression that starts at a later step stops the walk there. Never stricter
+    # than the promote margin (the larger ratio and margin apply).
+    step_max_ratio: float = 2.0
+    step_margin: float = 0.005
     # A regression is a rate ratio above this (1.0: any increase, once shown with confidence).
     max_ratio: float = 1.0
     # Absolute limit, the only yardstick on a first release (no stable to compare with).
@@ -180,7 +163,9 @@ class LatencyCheck:
     # Showing a quantile no worse takes about 3/(1 - q) canary requests at the least (300 for p99):
     # at low traffic list lower quantiles (e.g. [0.5, 0.9]) and keep max_p99_ms as the tail guard.
     quantiles: list[float] = field(default_factory=lambda: [0.5, 0.99])
-    # A canary quantile up to this much slower than the stable's is not a regression.
+    # A canary quantile up to this much slower than the stable's is not a regression. Kept as stated to
+    # within about a point: the bound is interpolated inside the server's buckets (~25% apart), not
+    # rounded to an edge.
     tolerance_pct: float = 10.0
     # Absolute limit on the canary's p99 (the only yardstick on a first release).
     max_p99_ms: float = 1000.0
@@ -222,14 +207,6 @@ class CanaryChecks:
 
 
 @dataclass
-class PrometheusConfig:
-    url: str = "http://127.0.0.1:9090"
-    # PromQL label selector that picks one backend's series; {address} is its host:port.
-    selector: str = 'instance="{address}"'
-    timeout: float = 5.0
-
-
-@dataclass
 class CanaryPolicy:
     # Percent of traffic the canary starts with (the first step when `steps` is empty).
     weight: int = 10
@@ -240,8 +217,16 @@ class CanaryPolicy:
     # Longest a single step may take (seconds); None: only `duration` bounds it.
     step_duration: float | None = None
     # Longest the whole analysis may take (seconds); then the verdict is what the evidence shows.
-    duration: float = 300.0
+    # deploy-canary and `mlci-gen check` estimate what the claims need at your traffic and say
+    # when this is too short to decide.
+    duration: float = 1800.0
     interval: float = 5.0
+    # After the last step shows promote, keep watching this long (seconds) for a regression that
+    # starts late, with a test restarted for it; 0 promotes at once.
+    last_look: float = 120.0
+    # Requests per second both versions serve together, for planning the bake before any traffic
+    # is observed (`mlci-gen check`); deploy-canary measures it when it can.
+    expected_rps: float | None = None
     # 1 - the false-rollback rate, held however often the judge looks (anytime-valid tests).
     confidence: float = 0.95
     # Consecutive failed metric reads before the analysis counts the source as broken.
@@ -249,9 +234,11 @@ class CanaryPolicy:
     # Consecutive looks a non-critical check must fail before it rolls the canary back.
     failure_limit: int = 3
     on_inconclusive: Literal["rollback", "hold"] = "rollback"
-    # Where live metrics come from: the servers' /metrics pages, or a Prometheus server.
-    source: Literal["scrape", "prometheus"] = "scrape"
-    prometheus: PrometheusConfig = field(default_factory=PrometheusConfig)
+    # Where live metrics come from: an installed metric-source plugin (built in: scrape, the
+    # servers' /metrics pages; prometheus, a Prometheus server).
+    source: str = "scrape"
+    # Each source's own settings, `sources.<name>: {...}`, built by the plugin's settings type.
+    sources: dict[str, Any] = field(default_factory=dict)
     checks: CanaryChecks = field(default_factory=CanaryChecks)
 
     @property
@@ -265,9 +252,12 @@ class CanaryPolicy:
 
 @dataclass
 class DeployConfig:
+    # An installed deploy-target plugin (built in: local).
     target: str = "local"
-    local: LocalTargetConfig = field(default_factory=LocalTargetConfig)
     canary: CanaryPolicy = field(default_factory=CanaryPolicy)
+    # Each target's own settings, `deploy.<name>: {...}` (every other key under deploy), built
+    # by the plugin's settings type.
+    targets: dict[str, Any] = field(default_factory=dict, metadata={"rest": True})
 
 
 @dataclass
@@ -277,6 +267,7 @@ class Config:
     version: int = 1
     project: str | None = None
     train: TrainConfig = field(default_factory=TrainConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
     gate: GateConfig = field(default_factory=GateConfig)
     image: ImageConfig = field(default_factory=ImageConfig)
     deploy: DeployConfig = field(default_factory=DeployConfig)
@@ -296,15 +287,41 @@ class Config:
         return self.root / ".mlci"
 
     def tracking_uri(self) -> str:
-        """SQLite URIs from the file are relative to the project root, not the cwd."""
-        return absolutize_sqlite_uri(self.mlflow.tracking_uri, self.root)
+        """The tracking URI to connect to (see :func:`store_uri`)."""
+        return store_uri(self.mlflow.tracking_uri, self.root)
+
+    def plugin_settings(self, kind: plugins.Kind, name: str) -> Any:
+        """Plugin ``name``'s settings: its section as built when the file was loaded, or, with no
+        section, the settings type's defaults (a ConfigError names any key that has none)."""
+        attr, _ = SECTIONS[kind]
+        sections = lookup(self, attr)
+        if name not in sections:
+            plugins.load(kind, name)  # picked by an input: PluginError names the installed ones
+            sections[name] = _plugin_section(kind, name, None, str(self.source or DEFAULT_CONFIG))
+        return sections[name]
 
 
-def absolutize_sqlite_uri(uri: str, root: Path) -> str:
+def store_uri(uri: str, root: Path) -> str:
+    """An MLflow store URI as a process anywhere can use it: the one place a relative SQLite
+    path (``sqlite:///.mlci/mlflow.db``) is anchored at the project root, not the cwd."""
     prefix = "sqlite:///"
     if uri.startswith(prefix) and not uri.startswith(prefix + "/"):
         return prefix + str((root / uri[len(prefix):]).resolve())
     return uri
+
+
+# Where each kind of plugin keeps its sections: the Config attribute, and the key users write.
+SECTIONS: dict[plugins.Kind, tuple[str, str]] = {
+    plugins.TARGETS: ("deploy.targets", "deploy.{name}"),
+    plugins.METRICS: ("deploy.canary.sources", "deploy.canary.sources.{name}"),
+}
+# Keys that moved: old dotted key -> where it lives now.
+MOVED = {"deploy.canary.prometheus": "deploy.canary.sources.prometheus"}
+
+
+def section_key(kind: plugins.Kind, name: str) -> str:
+    """The mlci.yaml key of plugin ``name``'s section, e.g. ``deploy.local``."""
+    return SECTIONS[kind][1].format(name=name)
 
 
 EXAMPLE = """\
@@ -345,10 +362,34 @@ def load_config(path: str | Path = DEFAULT_CONFIG) -> Config:
 
 
 def parse_config(raw: Any, filename: str = DEFAULT_CONFIG) -> Config:
-    cfg = _build(Config, raw, filename, "")
+    cfg = build(Config, raw, Source(filename, EXAMPLE, MOVED))
     assert isinstance(cfg, Config)
     _check_semantics(cfg, filename)
+    _check_plugins(cfg, filename)
     return cfg
+
+
+def _check_plugins(cfg: Config, filename: str) -> None:
+    """The selected plugins are installed, and every plugin section is built by its plugin."""
+    for kind, selected in ((plugins.TARGETS, cfg.deploy.target), (plugins.METRICS, cfg.deploy.canary.source)):
+        if not plugins.installed(kind, selected):
+            names = sorted(plugins.available(kind))
+            close = difflib.get_close_matches(selected, names, n=1)
+            hint = f"did you mean `{close[0]}`? " if close else ""
+            raise ConfigError(f"no {kind.name} {selected!r} is installed", where=f"{filename}: {kind.selected_by}",
+                              fix=f"{hint}use one of: {', '.join(names)}, or install the plugin that registers "
+                              f"{selected!r} in the entry-point group `{kind.group}` (in every job)")
+        attr, _ = SECTIONS[kind]
+        sections = lookup(cfg, attr)
+        for name, raw in list(sections.items()):
+            sections[name] = _plugin_section(kind, name, raw, filename)
+
+
+def _plugin_section(kind: plugins.Kind, name: str, raw: Any, filename: str) -> Any:
+    # Beside the target sections under deploy are deploy's own keys ("did you mean canary?").
+    siblings = [f.name for f in dataclasses.fields(DeployConfig) if not f.metadata.get("rest")] \
+        if kind is plugins.TARGETS else []
+    return plugin_section(kind, name, raw, Source(filename, EXAMPLE, MOVED), section_key(kind, name), siblings)
 
 
 def _check_semantics(cfg: Config, filename: str) -> None:
@@ -376,13 +417,14 @@ def _check_semantics(cfg: Config, filename: str) -> None:
     for key in ("max_measurement_errors", "failure_limit"):
         if getattr(pol, key) < 1:
             fail(f"deploy.canary.{key}", f"must be at least 1, got {getattr(pol, key)}", f"e.g. `{key}: 3`")
+    if pol.last_look < 0:
+        fail("deploy.canary.last_look", f"must not be negative, got {pol.last_look}",
+             "e.g. `last_look: 120`, or 0 to promote as soon as the last step shows it")
+    if pol.expected_rps is not None and pol.expected_rps <= 0:
+        fail("deploy.canary.expected_rps", f"must be positive, got {pol.expected_rps}",
+             "e.g. `expected_rps: 50` (requests per second both versions serve together), or remove it")
     checks = pol.checks
-    if not 0 <= checks.error_rate.margin < 1 or not 0 < checks.error_rate.max <= 1:
-        fail("deploy.canary.checks.error_rate", "margin must be in [0, 1) and max in (0, 1]",
-             "e.g. `error_rate: {margin: 0.01, max: 0.05}`")
-    if checks.error_rate.max_ratio < 1:
-        fail("deploy.canary.checks.error_rate.max_ratio", f"must be at least 1, got {checks.error_rate.max_ratio}",
-             "e.g. `max_ratio: 1.0` (any increase shown with confidence is a regression)")
+    _check_error_rate(checks.error_rate, fail)
     if not checks.latency.quantiles or any(not 0 < q < 1 for q in checks.latency.quantiles):
         fail("deploy.canary.checks.latency.quantiles", f"must be fractions in (0, 1), got {checks.latency.quantiles}",
              "e.g. `quantiles: [0.5, 0.99]`")
@@ -399,117 +441,29 @@ def _check_semantics(cfg: Config, filename: str) -> None:
         if names.count(custom.name) > 1 or custom.name in ("error_rate", "latency", "predictions"):
             fail(f"deploy.canary.checks.custom[{i}].name", f"name {custom.name!r} is used twice",
                  "give every check its own name")
-    ni = cfg.gate.non_inferiority
-    if ni is not None and not 0.5 <= ni.confidence < 1:
-        fail("gate.non_inferiority.confidence", f"must be in [0.5, 1), got {ni.confidence}",
-             "e.g. `confidence: 0.95`")
-    for name, change in cfg.gate.champion.items():
-        for attr in ("min_absolute_change", "min_relative_change"):
-            value = getattr(change, attr)
-            if value is not None and value <= 0:
-                fail(f"gate.champion.{name}.{attr}", f"must be a positive number (MLflow's semantics), got {value}",
-                     f"remove the key to only require no regression, or e.g. `{attr}: 0.01`")
-    if cfg.deploy.local.workers < 1:
-        fail("deploy.local.workers", f"must be at least 1, got {cfg.deploy.local.workers}", "e.g. `workers: 2`")
+    check_gate(cfg.gate, cfg.model, fail)
     if cfg.data.label in cfg.data.sensitive:
         fail("data.sensitive", f"the label column {cfg.data.label!r} cannot be a sensitive attribute",
              "list demographic columns such as `sensitive: [gender]`")
 
 
-_TYPE_NAMES = {str: "a string", int: "an integer", float: "a number", bool: "true or false"}
-
-
-def _describe(tp: Any) -> str:
-    origin = typing.get_origin(tp)
-    if tp in _TYPE_NAMES:
-        return _TYPE_NAMES[tp]
-    if origin is Literal:
-        return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))
-    if origin is list:
-        return "a list"
-    if origin is dict or dataclasses.is_dataclass(tp):
-        return "a mapping"
-    return str(tp)
-
-
-def _build(tp: Any, value: Any, filename: str, key: str) -> Any:
-    where = f"{filename}: {key or '(top level)'}"
-    origin = typing.get_origin(tp)
-    if origin in (typing.Union, types.UnionType):
-        args = [a for a in typing.get_args(tp) if a is not type(None)]
-        if value is None:
-            return None
-        return _build(args[0], value, filename, key)
-    if origin is Literal:
-        allowed = typing.get_args(tp)
-        if value not in allowed:
-            raise ConfigError(
-                f"{value!r} is not allowed",
-                where=where,
-                fix=f"use one of: {', '.join(map(str, allowed))}",
-            )
-        return value
-    if dataclasses.is_dataclass(tp):
-        return _build_dataclass(tp, value, filename, key)
-    if origin is list:
-        (item_tp,) = typing.get_args(tp)
-        if isinstance(value, str | int | float) and not isinstance(value, bool):
-            value = [value]  # `sensitive: gender` is a natural shorthand for a one-item list
-        if not isinstance(value, list):
-            raise ConfigError(f"expected a list, got {type(value).__name__}", where=where,
-                              fix=f"write `{key.rsplit('.', 1)[-1]}: [a, b]`")
-        return [_build(item_tp, v, filename, f"{key}[{i}]") for i, v in enumerate(value)]
-    if origin is dict:
-        _, val_tp = typing.get_args(tp)
-        if not isinstance(value, dict):
-            raise ConfigError(f"expected a mapping, got {type(value).__name__}", where=where,
-                              fix=f"write `{key.rsplit('.', 1)[-1]}:` followed by indented `name: value` lines")
-        return {str(k): _build(val_tp, v, filename, f"{key}.{k}") for k, v in value.items()}
-    if tp is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(f"expected true or false, got {value!r}", where=where, fix="write `true` or `false`")
-        return value
-    if tp in (int, float):
-        if isinstance(value, bool) or not isinstance(value, int | float) or (tp is int and isinstance(value, float)):
-            raise ConfigError(f"expected {_describe(tp)}, got {value!r}", where=where,
-                              fix=f"write a plain {'whole ' if tp is int else ''}number without quotes")
-        return tp(value)
-    if tp is str:
-        if isinstance(value, bool) or not isinstance(value, str | int | float):
-            raise ConfigError(f"expected a string, got {value!r}", where=where, fix="quote the value")
-        return str(value)
-    raise TypeError(f"unsupported config type {tp}")  # pragma: no cover - programming error
-
-
-def _build_dataclass(tp: Any, value: Any, filename: str, key: str) -> Any:
-    where = f"{filename}: {key or '(top level)'}"
-    if not isinstance(value, dict):
-        raise ConfigError(f"expected a mapping, got {value!r}", where=where,
-                          fix="indent the keys below it, e.g.\n" + EXAMPLE)
-    hints = typing.get_type_hints(tp)
-    fields = {f.name: f for f in dataclasses.fields(tp) if not f.metadata.get("internal")}
-    unknown = [k for k in value if k not in fields]
-    if unknown:
-        bad = str(unknown[0])
-        close = difflib.get_close_matches(bad, list(fields), n=1)
-        hint = f"did you mean `{close[0]}`?" if close else f"known keys here: {', '.join(fields)}"
-        raise ConfigError(f"unknown key {bad!r}", where=f"{filename}: {_join(key, bad)}", fix=hint)
-    kwargs = {}
-    for name, f in fields.items():
-        sub = _join(key, name)
-        if name in value:
-            kwargs[name] = _build(hints[name], value[name], filename, sub)
-        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-            raise ConfigError(
-                f"required key missing ({_describe(hints[name])})",
-                where=f"{filename}: {sub}",
-                fix=f"add it, e.g.\n{EXAMPLE}",
-            )
-    return tp(**kwargs)
-
-
-def _join(prefix: str, name: str) -> str:
-    return f"{prefix}.{name}" if prefix else name
+def _check_error_rate(err: ErrorRateCheck, fail: Any) -> None:
+    key = "deploy.canary.checks.error_rate"
+    for name in ("margin", "step_margin"):
+        if not 0 <= getattr(err, name) < 1:
+            fail(f"{key}.{name}", f"must be in [0, 1) (a rate difference), got {getattr(err, name)}",
+                 f"e.g. `{name}: {0.001 if name == 'margin' else 0.005}` ({'0.1' if name == 'margin' else '0.5'} "
+                 "percentage points)")
+    if not 0 < err.max <= 1:
+        fail(f"{key}.max", f"must be in (0, 1], got {err.max}", "e.g. `max: 0.05` (5% on a first release)")
+    for name in ("max_ratio", "max_ratio_promote", "step_max_ratio"):
+        if getattr(err, name) < 1:
+            fail(f"{key}.{name}", f"must be at least 1, got {getattr(err, name)}",
+                 "e.g. `max_ratio: 1.0` (any increase shown with confidence is a regression)" if name == "max_ratio"
+                 else f"e.g. `{name}: {1.5 if name == 'max_ratio_promote' else 2.0}`")
+    if err.max_ratio_promote == 1 and err.margin == 0:
+        fail(f"{key}.margin", "with max_ratio_promote 1 and margin 0 no canary can ever be shown no worse",
+             "allow some margin, e.g. `margin: 0.001` or `max_ratio_promote: 1.5`")
 
 
 def lookup(cfg: Config, dotted: str) -> Any:

@@ -23,7 +23,11 @@ import click
 import yaml
 
 from mlcicd.ci.local import LocalAdapter
+from mlcicd.config import load_config
+from mlcicd.delivery.traffic import LoadGenerator, probe_versions, read_rows
 from mlcicd.errors import EXIT_FAIL, EXIT_PASS, EXIT_USAGE
+from mlcicd.operations import stop_target
+from mlcicd.registry import Registry
 from mlcicd.report import StageResult
 from mlcicd.runner import execute
 
@@ -84,15 +88,9 @@ class Demo:
         return step
 
     def registry_aliases(self) -> dict[str, str]:
-        from mlcicd.config import load_config
-        from mlcicd.registry import Registry
-
-        cfg = load_config(self.project / "mlci.yaml")
-        return Registry(cfg.tracking_uri(), cfg.mlflow.model_name).aliases()
+        return Registry.from_config(load_config(self.project / "mlci.yaml")).aliases()
 
     def traffic(self) -> Any:
-        from mlcicd.delivery.traffic import LoadGenerator, read_rows
-
         rows = read_rows(self.project / "data" / "eval.csv", drop=("default",))
 
         def upstream_outage(i: int, row: dict[str, Any]) -> dict[str, Any]:
@@ -148,18 +146,10 @@ class Demo:
         self.stage("build-image", push="false")
 
     def who_answers(self, n: int = 50) -> dict[str, int]:
-        import requests
-
-        from mlcicd.delivery.traffic import read_rows
-
+        """Which versions answer users through nginx now."""
         rows = read_rows(self.project / "data" / "eval.csv", drop=("default",), limit=n)
-        seen: dict[str, int] = {}
-        for row in rows:
-            r = requests.post(f"http://127.0.0.1:{self.port}/invocations", json={"dataframe_records": [row]},
-                              timeout=5)
-            version = r.headers.get("X-Model-Version", "?")
-            seen[version] = seen.get(version, 0) + 1
-        return seen
+        answers = probe_versions(f"http://127.0.0.1:{self.port}", rows, timeout=5)
+        return dict(answers.versions)
 
 
 def prepare_project(workdir: Path, port: int) -> Path:
@@ -205,8 +195,6 @@ def run_demo(workdir: str, *, bad_canary: bool, keep_running: bool, canary_durat
             aliases = demo.registry_aliases()
         finally:
             if not keep_running:
-                from mlcicd.operations import stop_target
-
                 with open(os.devnull, "w") as devnull, contextlib.redirect_stdout(devnull):
                     stop_target(str(project / "mlci.yaml"))
     click.echo(f"\nOutcome: challenger {outcome}. Through nginx, {sum(answers.values())} requests were answered by "

@@ -7,6 +7,7 @@ unset, because CI systems pass every declared input, given or not.
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -19,12 +20,40 @@ _TRUE = {"true", "1", "yes", "on"}
 _FALSE = {"false", "0", "no", "off"}
 
 
+class Origin(enum.Enum):
+    """Where an input's value came from, in precedence order."""
+
+    INPUT = "input"  # --<name> on the command line
+    ENVIRONMENT = "environment"  # MLCI_<NAME>: how the actions and components pass their inputs
+    CONFIG = "config"  # the input's mlci.yaml key
+    DEFAULT = "default"  # the catalogue's default, or nothing at all
+
+    @property
+    def given(self) -> bool:
+        """Given for this run (and so overriding mlci.yaml), rather than looked up."""
+        return self in (Origin.INPUT, Origin.ENVIRONMENT)
+
+
+def where(item: Input, origin: Origin, config_name: str) -> str:
+    """The origin in the words a user would search for: ``--canary-weight``, ``MLCI_CANARY_WEIGHT``,
+    ``mlci.yaml: deploy.canary.weight`` or ``default``."""
+    if origin is Origin.INPUT:
+        return f"--{item.name}"
+    if origin is Origin.ENVIRONMENT:
+        return item.env_var
+    if origin is Origin.CONFIG:
+        return f"{config_name}: {item.config_key}"
+    return "default"
+
+
 @dataclass(frozen=True)
 class StageInputs:
     """Typed, resolved inputs of one stage run. Attribute access uses snake_case names."""
 
     stage: str
     values: Mapping[str, Any]
+    origins: Mapping[str, Origin]
+    # The origins in words (see :func:`where`), for messages.
     sources: Mapping[str, str]
 
     def __getattr__(self, name: str) -> Any:
@@ -44,14 +73,17 @@ class StageInputs:
             )
         return value
 
+    def given(self, name: str) -> bool:
+        """Whether the input was given for this run (option or environment), not looked up."""
+        return self.origins.get(name, Origin.DEFAULT).given
+
 
 def apply_overrides(stage: Stage, inputs: StageInputs, config: Config) -> None:
     """Write inputs given on the command line or by env back into the config, so code that
     reads the config (targets, registries) sees the same values as the stage itself."""
     for item in all_inputs(stage):
         value = inputs.values.get(item.name)
-        origin = inputs.sources.get(item.name, "")
-        if not item.config_key or value is None or not (origin.startswith("--") or origin == item.env_var):
+        if not item.config_key or value is None or not inputs.given(item.name):
             continue
         *parents, leaf = item.config_key.split(".")
         node: Any = config
@@ -98,23 +130,28 @@ def resolve_inputs(
     env: Mapping[str, str],
     config: Config | None,
 ) -> StageInputs:
+    config_name = str(config.source) if config is not None and config.source else "mlci.yaml"
+    raw_values: dict[str, Any] = {}
+    origins: dict[str, Origin] = {}
+    for item in all_inputs(stage):
+        if cli_values.get(item.name) not in (None, ""):
+            raw_values[item.name], origins[item.name] = cli_values[item.name], Origin.INPUT
+        elif env.get(item.env_var, "") != "":
+            raw_values[item.name], origins[item.name] = env[item.env_var], Origin.ENVIRONMENT
+        elif item.config_key and config is not None and lookup(config, item.config_key) is not None:
+            raw_values[item.name], origins[item.name] = lookup(config, item.config_key), Origin.CONFIG
+        else:
+            raw_values[item.name], origins[item.name] = item.default, Origin.DEFAULT
+    # A templated default names the model of this run, which the model-name input may change.
+    model_name = raw_values.get("model-name") or (config.mlflow.model_name if config is not None else None)
     values: dict[str, Any] = {}
     sources: dict[str, str] = {}
     for item in all_inputs(stage):
-        raw: Any = None
-        origin = ""
-        if cli_values.get(item.name) not in (None, ""):
-            raw, origin = cli_values[item.name], f"--{item.name}"
-        elif env.get(item.env_var, "") != "":
-            raw, origin = env[item.env_var], item.env_var
-        elif item.config_key and config is not None and lookup(config, item.config_key) is not None:
-            raw, origin = lookup(config, item.config_key), f"{config.source or 'mlci.yaml'}: {item.config_key}"
-        elif item.default is not None:
-            raw, origin = item.default, "default"
-            if config is not None and "{model_name}" in raw:
-                raw = raw.format(model_name=config.mlflow.model_name)
-        values[item.name] = convert(item, raw, origin)
-        sources[item.name] = origin
+        raw, origin = raw_values[item.name], origins[item.name]
+        if origin is Origin.DEFAULT and model_name and isinstance(raw, str) and "{model_name}" in raw:
+            raw = raw.format(model_name=model_name)
+        sources[item.name] = where(item, origin, config_name)
+        values[item.name] = convert(item, raw, sources[item.name])
         if item.required and values[item.name] in (None, ""):
             raise UsageError(
                 f"required input {item.name!r} was not given",
@@ -122,4 +159,4 @@ def resolve_inputs(
                 fix=f"pass `{item.name}:` in the action/component inputs, `--{item.name}` to mlci run, "
                 f"or set {item.env_var}",
             )
-    return StageInputs(stage.id, values, sources)
+    return StageInputs(stage.id, values, origins, sources)

@@ -13,9 +13,13 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from mlcicd.errors import MlciError
+from mlcicd.config import store_uri
+from mlcicd.errors import MlciError, UsageError
+
+if TYPE_CHECKING:
+    from mlcicd.config import Config
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
@@ -40,12 +44,32 @@ class ModelVersion:
         return f"models:/{self.name}/{self.version}"
 
 
+def run_of(model_uri: str) -> str | None:
+    """The run id of a ``runs:/<id>/...`` URI."""
+    if model_uri.startswith("runs:/"):
+        return model_uri[len("runs:/"):].split("/", 1)[0] or None
+    return None
+
+
 class Registry:
     def __init__(self, tracking_uri: str, model_name: str, registry_uri: str | None = None) -> None:
         self.tracking_uri = tracking_uri
         self.registry_uri = registry_uri or tracking_uri
         self.model_name = model_name
         self._client: Any = None
+
+    @classmethod
+    def from_config(cls, cfg: Config, *, tracking_uri: str | None = None, model_name: str | None = None) -> Registry:
+        """The registry of a project: ``mlflow.*`` of its config (inputs already applied), with
+        relative SQLite paths anchored at the project root. ``tracking_uri``/``model_name``
+        replace the config's."""
+        tracking = store_uri(tracking_uri or cfg.mlflow.tracking_uri, cfg.root)
+        registry = store_uri(cfg.mlflow.registry_uri, cfg.root) if cfg.mlflow.registry_uri else None
+        return cls(tracking, model_name or cfg.mlflow.model_name, registry)
+
+    def for_model(self, model_name: str) -> Registry:
+        """The same stores, another registered model."""
+        return self if model_name == self.model_name else Registry(self.tracking_uri, model_name, self.registry_uri)
 
     @property
     def client(self) -> Any:
@@ -152,8 +176,6 @@ class Registry:
 
     def resolve(self, model_uri: str) -> ModelVersion:
         """``models:/name@alias`` or ``models:/name/3`` -> the version it names."""
-        from mlcicd.errors import UsageError
-
         prefix = f"models:/{self.model_name}"
         if model_uri.startswith(prefix + "@"):
             alias = model_uri[len(prefix) + 1 :]
@@ -172,6 +194,41 @@ class Registry:
             where=f"model-uri {model_uri}",
             fix=f"pass models:/{self.model_name}@challenger or models:/{self.model_name}/<version>",
         )
+
+    def register_challenger(self, model_uri: str, tags: dict[str, str], *, uri_tag: str) -> ModelVersion:
+        """Register (or re-use) the version, tag it with the evidence and point ``challenger`` at it.
+
+        Re-running the gate after a crash must not leave duplicate versions: a registered
+        ``models:/`` URI is the version itself, and a ``runs:/`` URI reuses a version of that run
+        whose ``uri_tag`` tag holds the same model URI.
+        """
+        prefix = f"models:/{self.model_name}"
+        run_id = run_of(model_uri)
+        existing: ModelVersion | None = None
+        if model_uri.startswith((prefix + "/", prefix + "@")):
+            existing = self.resolve(model_uri)
+        elif run_id is not None:
+            existing = self._version_of_run(run_id, model_uri, uri_tag)
+        if existing is None:
+            mv = self.register(model_uri, run_id, tags)
+        else:
+            self.set_tags(existing.version, tags)
+            mv = self.version(existing.version)
+        self.set_alias(CHALLENGER, mv.version)
+        return mv
+
+    def _version_of_run(self, run_id: str, model_uri: str, uri_tag: str) -> ModelVersion | None:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            found = self._call(self.client.search_model_versions,
+                               f"name='{self.model_name}' and run_id='{run_id}'")
+        except MlflowException:
+            return None  # no such registered model yet
+        for mv in found:
+            if (mv.tags or {}).get(uri_tag) == model_uri:
+                return self.version(str(mv.version))
+        return None
 
     def download(self, version: str, dst: Path) -> Path:
         """Copy the version's model files under ``dst``; return the directory holding MLmodel."""

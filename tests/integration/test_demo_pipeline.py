@@ -7,10 +7,10 @@ Bad canary: rolled back, champion unchanged, nginx answers with the champion onl
 import socket
 
 import pytest
-import requests
 
 from mlcicd.config import load_config
-from mlcicd.delivery.targets import get_target
+from mlcicd.delivery.targets import open_target
+from mlcicd.delivery.traffic import probe_versions
 from mlcicd.demo import run_demo
 from mlcicd.registry import Registry
 
@@ -26,12 +26,9 @@ def free_port() -> int:
 def answers(port: int, n: int = 40) -> set[str]:
     row = {"age": 40.0, "income": 52000.0, "debt_ratio": 0.3, "credit_lines": 4.0, "late_payments": 1.0,
            "employment": "salaried", "region": "north", "gender": "female"}
-    seen = set()
-    for _ in range(n):
-        r = requests.post(f"http://127.0.0.1:{port}/invocations", json={"dataframe_records": [row]}, timeout=10)
-        assert r.status_code == 200
-        seen.add(r.headers["X-Model-Version"])
-    return seen
+    seen = probe_versions(f"http://127.0.0.1:{port}", [row], n)
+    assert seen.codes == {200: n}
+    return set(seen.versions)
 
 
 def demo(workdir, port, *, bad):
@@ -44,21 +41,20 @@ def demo_dir(tmp_path, monkeypatch):
     monkeypatch.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
     port = free_port()
     yield tmp_path, port
-    cfg = load_config(tmp_path / "credit-risk" / "mlci.yaml")
-    get_target(cfg.deploy.target, cfg).shutdown()
+    open_target(load_config(tmp_path / "credit-risk" / "mlci.yaml")).shutdown()
 
 
 def test_demo_promotes_good_and_rolls_back_bad(demo_dir):
     workdir, port = demo_dir
     assert demo(workdir, port, bad=False) == 0
     cfg = load_config(workdir / "credit-risk" / "mlci.yaml")
-    registry = Registry(cfg.tracking_uri(), cfg.mlflow.model_name)
+    registry = Registry.from_config(cfg)
     aliases = registry.aliases()
     # First release v1, then the good challenger v2 promoted over it.
     assert aliases["champion"] == "2" and aliases["previous-champion"] == "1"
     assert "canary" not in aliases
     assert answers(port) == {"2"}
-    state = get_target("local", cfg).state()
+    state = open_target(cfg).state()
     assert state.canary is None and state.stable is not None and state.stable.release.version == "2"
 
     assert demo(workdir, port, bad=True) == 0
@@ -67,4 +63,4 @@ def test_demo_promotes_good_and_rolls_back_bad(demo_dir):
     assert "canary" not in aliases and "challenger" not in aliases
     assert "analysis" in registry.version("3").tags["mlci.rollback.reason"]
     assert answers(port) == {"2"}
-    assert get_target("local", cfg).state().canary is None
+    assert open_target(cfg).state().canary is None

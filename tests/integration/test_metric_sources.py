@@ -15,14 +15,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import requests
 from runners import require
 
 from mlcicd.config import parse_config
-from mlcicd.delivery.metrics import get_source
+from mlcicd.delivery.metrics import open_source
 from mlcicd.delivery.metrics.base import MeasurementError, MetricSource, Snapshot
+from mlcicd.delivery.targets import open_target
 from mlcicd.delivery.targets.base import Backend
 from mlcicd.delivery.targets.local import LocalTarget
+from mlcicd.delivery.traffic import probe_versions
 
 pytestmark = pytest.mark.integration
 
@@ -37,7 +38,7 @@ class SourceKit:
 
 @contextlib.contextmanager
 def _scrape(target: LocalTarget, home: Path) -> Iterator[tuple[MetricSource, Callable[[], None]]]:
-    source = get_source("scrape", parse_config({"data": {"label": "y"}, "mlflow": {"model_name": "m"}}).deploy.canary)
+    source = open_source(parse_config({"data": {"label": "y"}, "mlflow": {"model_name": "m"}}), "scrape")
 
     def unreachable() -> None:  # the server whose page it reads is gone
         target.remove_backend("canary")
@@ -52,10 +53,11 @@ def _prometheus(target: LocalTarget, home: Path) -> Iterator[tuple[MetricSource,
     require(binary() is not None, "prometheus is not installed (apt-get install -y prometheus; .ci/run installs it)")
     with running_prometheus(home / "prometheus", target.scrape_targets_file) as server:
         config = parse_config({"data": {"label": "y"}, "mlflow": {"model_name": "m"},
-                               "deploy": {"canary": {"source": "prometheus", "prometheus": {"url": server.url}}}})
+                               "deploy": {"canary": {"source": "prometheus",
+                                                     "sources": {"prometheus": {"url": server.url}}}}})
         for backend in (target.state().stable, target.state().canary):
             assert backend is not None and server.scraped(backend.url.split("://")[1]), server.log.read_text()
-        yield get_source("prometheus", config.deploy.canary), server.stop
+        yield open_source(config), server.stop
 
 
 KITS = {
@@ -72,7 +74,8 @@ def kit(request: pytest.FixtureRequest) -> SourceKit:
 @pytest.fixture
 def split(project_config, mlflow_project, reaper) -> Iterator[LocalTarget]:
     """v1 stable and v2 canary behind nginx, 50/50."""
-    target = LocalTarget(project_config)
+    target = open_target(project_config)
+    assert isinstance(target, LocalTarget)
     try:
         target.ensure_backend("canary", mlflow_project.release("1"))
         target.set_canary_weight(100)
@@ -86,13 +89,9 @@ def split(project_config, mlflow_project, reaper) -> Iterator[LocalTarget]:
 
 
 def _send(endpoint: str, rows: list[dict], n: int) -> dict[str, int]:
-    answered: dict[str, int] = {}
-    with requests.Session() as session:
-        for i in range(n):
-            r = session.post(endpoint + "/invocations", json={"dataframe_records": [rows[i % len(rows)]]}, timeout=10)
-            assert r.status_code == 200
-            answered[r.headers["X-Model-Version"]] = answered.get(r.headers["X-Model-Version"], 0) + 1
-    return answered
+    answers = probe_versions(endpoint, rows, n)
+    assert answers.codes == {200: n}
+    return dict(answers.versions)
 
 
 def _eventually(read: Callable[[], Snapshot], expected_total: float, timeout: float = 20.0) -> Snapshot:

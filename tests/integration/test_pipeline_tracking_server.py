@@ -9,12 +9,13 @@ import shutil
 from pathlib import Path
 
 import pytest
-import requests
 
+from mlcicd import plugins
 from mlcicd.ci.local import LocalAdapter
 from mlcicd.config import load_config
-from mlcicd.delivery.targets import get_target
+from mlcicd.delivery.targets import open_target
 from mlcicd.delivery.targets.processes import free_port
+from mlcicd.delivery.traffic import probe_versions
 from mlcicd.registry import Registry
 from mlcicd.runner import execute
 
@@ -35,8 +36,7 @@ def project(tmp_path, mlflow_server, monkeypatch):
     text = text.replace("port: 8080", f"port: {free_port()}")
     (tmp_path / "mlci.yaml").write_text(text)
     yield tmp_path
-    cfg = load_config(tmp_path / "mlci.yaml")
-    get_target("local", cfg).shutdown()
+    open_target(load_config(tmp_path / "mlci.yaml")).shutdown()
 
 
 def run(project, stage, **inputs):
@@ -63,13 +63,10 @@ def release(project, command):
 
 
 def versions_answering(project, n=30):
-    port = load_config(project / "mlci.yaml").deploy.local.port
-    seen = set()
-    for _ in range(n):
-        r = requests.post(f"http://127.0.0.1:{port}/invocations", json={"dataframe_records": [ROW]}, timeout=10)
-        assert r.status_code == 200
-        seen.add(r.headers["X-Model-Version"])
-    return seen
+    port = load_config(project / "mlci.yaml").plugin_settings(plugins.TARGETS, "local").port
+    answers = probe_versions(f"http://127.0.0.1:{port}", [ROW], n)
+    assert answers.codes == {200: n}
+    return set(answers.versions)
 
 
 def test_all_stages_against_tracking_server(project, mlflow_server):
@@ -95,7 +92,7 @@ def test_all_stages_against_tracking_server(project, mlflow_server):
     assert registry.aliases() == {"champion": v1}
     assert registry.version(v2).tags["mlci.rollback.reason"] == "latency complaints"
     assert versions_answering(project) == {v1}
-    state = get_target("local", load_config(project / "mlci.yaml")).state()
+    state = open_target(load_config(project / "mlci.yaml")).state()
     assert state.canary is None and state.stable.release.version == v1 and state.stable.healthy
 
     code, again, _ = run(project, "rollback", to="previous-champion")

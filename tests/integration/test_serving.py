@@ -25,7 +25,7 @@ from mlcicd.delivery.metrics.scrape import parse
 from mlcicd.delivery.targets.processes import free_port
 
 if TYPE_CHECKING:
-    from conftest import MlflowProject
+    from mlflow_project import MlflowProject
 
 pytestmark = pytest.mark.integration
 FEATURES = ["f0", "f1", "f2", "f3"]  # the columns of conftest's training frame

@@ -16,17 +16,17 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import pytest
-import requests
 from runners import require
 
 from mlcicd.config import Config
 from mlcicd.delivery.targets.base import Slot, Target, TargetState
 from mlcicd.delivery.targets.processes import children, http_status, pid_alive
-from mlcicd.delivery.traffic import LoadGenerator
+from mlcicd.delivery.traffic import LoadGenerator, probe_versions
 from mlcicd.errors import TargetError
 
 if TYPE_CHECKING:
-    from conftest import MlflowProject, Reaper
+    from mlflow_project import MlflowProject
+    from reaper import Reaper
 
 pytestmark = pytest.mark.integration
 
@@ -41,7 +41,7 @@ class TargetKit:
 
 
 def _local_kit() -> TargetKit:
-    from mlcicd.delivery.targets.local import LocalTarget
+    from mlcicd.delivery.targets import open_target
     from mlcicd.delivery.targets.nginx import find_nginx
     from mlcicd.errors import ToolMissingError
 
@@ -61,7 +61,7 @@ def _local_kit() -> TargetKit:
     def break_router(target: Any) -> None:
         target.router.apply("events {}\nhttp { server { listen 127.0.0.1:1; this_is_not_a_directive; } }\n")
 
-    return TargetKit("local", LocalTarget, kill, pids, break_router)
+    return TargetKit("local", lambda cfg: open_target(cfg, "local"), kill, pids, break_router)
 
 
 KITS: dict[str, Callable[[], TargetKit]] = {"local": _local_kit}
@@ -90,14 +90,8 @@ Counts = collections.Counter
 def send(endpoint: str | None, rows: list[dict[str, Any]], n: int) -> tuple[Counts[str], Counts[int]]:
     """``n`` predictions through the router on one keep-alive session: (versions, status codes)."""
     assert endpoint, "the target reports no endpoint"
-    versions: collections.Counter[str] = collections.Counter()
-    codes: collections.Counter[int] = collections.Counter()
-    with requests.Session() as session:
-        for i in range(n):
-            r = session.post(endpoint + "/invocations", json={"dataframe_records": [rows[i % len(rows)]]}, timeout=10)
-            codes[r.status_code] += 1
-            versions[r.headers.get("X-Model-Version", "?")] += 1
-    return versions, codes
+    answers = probe_versions(endpoint, rows, n)
+    return answers.versions, answers.codes
 
 
 def first_release(target: Target, project: MlflowProject, version: str = "1") -> None:

@@ -19,7 +19,10 @@ from typing import Any
 
 import yaml
 
-from mlcicd.delivery.traffic import LoadGenerator, read_rows
+from mlcicd.config import load_config
+from mlcicd.delivery.targets import open_target
+from mlcicd.delivery.traffic import LoadGenerator, probe_versions, read_rows
+from mlcicd.registry import Registry
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "examples" / "credit-risk"
@@ -50,16 +53,9 @@ def export_tree(dst: Path) -> Path:
 
 def answering_versions(endpoint: str, rows: list[dict[str, Any]]) -> dict[str, int]:
     """One request per row through ``endpoint``: how many each model version answered (all must be 200)."""
-    import requests
-
-    seen: dict[str, int] = {}
-    with requests.Session() as session:
-        for row in rows:
-            r = session.post(endpoint + "/invocations", json={"dataframe_records": [row]}, timeout=5)
-            assert r.status_code == 200, r.text
-            version = r.headers.get("X-Model-Version", "?")
-            seen[version] = seen.get(version, 0) + 1
-    return seen
+    answers = probe_versions(endpoint, rows, timeout=5)
+    assert answers.codes == {200: len(rows)}, answers
+    return dict(answers.versions)
 
 
 @dataclass
@@ -129,13 +125,7 @@ class Consumer:
 
     def stop_deployment(self) -> None:
         """Stop the router and model servers the pipelines left serving (a deploy keeps them up)."""
-        from mlcicd.config import load_config
-        from mlcicd.delivery.targets import get_target
+        open_target(load_config(self.root / "mlci.yaml")).shutdown()
 
-        cfg = load_config(self.root / "mlci.yaml")
-        get_target(cfg.deploy.target, cfg).shutdown()
-
-    def registry(self) -> Any:
-        from mlcicd.registry import Registry
-
-        return Registry(self.tracking_uri, self.model_name)
+    def registry(self) -> Registry:
+        return Registry.from_config(load_config(self.root / "mlci.yaml"))

@@ -1,5 +1,6 @@
 """The catalogue is complete and consistent: every stage, input and config key is real."""
 
+import dataclasses
 import importlib
 
 import pytest
@@ -51,3 +52,51 @@ def test_unknown_stage_lists_valid_ones():
 @pytest.mark.parametrize("stage", STAGES, ids=STAGE_IDS)
 def test_every_stage_declares_the_verdict_the_runner_writes(stage):
     assert "verdict" in [o.name for o in stage.outputs]
+
+
+# --- the stage graph: what the renderers wire, checked once here instead of at every render ----------
+
+def graph_problems(stages):
+    problems = []
+    seen: dict[str, object] = {}
+    for stage in stages:
+        for need in stage.needs:
+            if need not in seen:
+                problems.append(f"{stage.id} needs {need!r}, which is not an earlier stage")
+        for item in all_inputs(stage):
+            if item.fed_by is None:
+                continue
+            src, out = item.fed_by
+            if src not in stage.needs:
+                problems.append(f"{stage.id}.{item.name} is fed by {src}, which {stage.id} does not need")
+            elif out not in [o.name for o in seen[src].outputs]:
+                problems.append(f"{stage.id}.{item.name} is fed by {src}.{out}, which {src} does not output")
+        if stage.when == "on_failure" and not all(
+                "decision" in [o.name for o in seen[n].outputs] for n in stage.needs if n in seen):
+            problems.append(f"{stage.id} runs on failure of a stage without a decision output")
+        if stage.approval and not stage.deploys:
+            problems.append(f"{stage.id} waits for approval but deploys nothing")
+        seen[stage.id] = stage
+    return problems
+
+
+def test_the_stage_graph_is_wired_to_real_stages_and_outputs():
+    assert graph_problems(STAGES) == []
+
+
+def test_the_graph_check_catches_wiring_mistakes():
+    gate = get_stage("gate")
+    wrong_output = dataclasses.replace(gate, inputs=tuple(
+        dataclasses.replace(i, fed_by=("train", "model-url")) if i.name == "model-uri" else i for i in gate.inputs))
+    not_needed = dataclasses.replace(gate, needs=("validate-data",))
+    later = dataclasses.replace(gate, needs=("train", "promote"))
+    for broken, message in ((wrong_output, "train does not output"), (not_needed, "gate does not need"),
+                            (later, "not an earlier stage")):
+        stages = tuple(broken if s.id == "gate" else s for s in STAGES)
+        assert any(message in p for p in graph_problems(stages)), message
+
+
+def test_graph_facts():
+    assert [s.id for s in STAGES if s.deploys] == ["deploy-canary", "promote", "rollback"]
+    assert get_stage("rollback").when == "on_failure" and get_stage("promote").approval
+    assert get_stage("deploy-canary").input("image").fed_by == ("build-image", "image-ref")

@@ -4,7 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from mlcicd.config import load_config, parse_config
+from mlcicd import plugins
+from mlcicd.config import load_config, parse_config, store_uri
 from mlcicd.errors import ConfigError
 
 MINIMAL = {"data": {"label": "y"}, "mlflow": {"model_name": "m"}}
@@ -12,10 +13,15 @@ MINIMAL = {"data": {"label": "y"}, "mlflow": {"model_name": "m"}}
 
 def test_minimal_config_gets_defaults():
     cfg = parse_config(MINIMAL)
-    assert cfg.deploy.target == "local"
+    assert cfg.deploy.target == "local" and cfg.deploy.canary.source == "scrape"
+    assert cfg.plugin_settings(plugins.TARGETS, "local").port == 8080
+    assert cfg.plugin_settings(plugins.METRICS, "prometheus").url == "http://127.0.0.1:9090"
     assert cfg.deploy.canary.weight == 10
     assert cfg.mlflow.tracking_uri == "sqlite:///.mlci/mlflow.db"
     assert cfg.gate.non_inferiority is not None and cfg.gate.non_inferiority.margin == 0.01
+    err = cfg.deploy.canary.checks.error_rate
+    assert (err.max_ratio_promote, err.margin, err.step_max_ratio, err.step_margin) == (1.5, 0.001, 2.0, 0.005)
+    assert cfg.deploy.canary.duration == 1800 and cfg.deploy.canary.last_look == 120
 
 
 def test_example_config_loads():
@@ -51,6 +57,31 @@ def test_example_config_loads():
         ({**MINIMAL, "deploy": {"canary": {"checks": {"custom": [{"name": "latency", "query": "x", "max": 1}]}}}},
          "deploy.canary.checks.custom[0].name", "own name"),
         ({**MINIMAL, "deploy": {"canary": {"source": "datadog"}}}, "deploy.canary.source", "prometheus"),
+        ({**MINIMAL, "deploy": {"target": "lokal"}}, "deploy.target", "did you mean `local`?"),
+        # Plugin sections: each plugin's own settings type checks its section.
+        ({**MINIMAL, "deploy": {"local": {"port": 70000}}}, "deploy.local.port", "port: 8080"),
+        ({**MINIMAL, "deploy": {"local": {"prot": 1}}}, "deploy.local.prot", "did you mean `port`?"),
+        ({**MINIMAL, "deploy": {"local": 8080}}, "deploy.local", "port (an integer)"),
+        ({**MINIMAL, "deploy": {"canry": {"weight": 5}}}, "deploy.canry", "did you mean `canary`?"),
+        ({**MINIMAL, "deploy": {"canary": {"sources": {"prometheus": {"url": "prometheus:9090"}}}}},
+         "deploy.canary.sources.prometheus.url", "url: http://prometheus:9090"),
+        ({**MINIMAL, "deploy": {"canary": {"sources": {"scrape": {"timeout": "2s"}}}}},
+         "deploy.canary.sources.scrape.timeout", "number"),
+        ({**MINIMAL, "deploy": {"canary": {"sources": {"cloudwatch": {}}}}}, "deploy.canary.sources.cloudwatch",
+         "install the plugin"),
+        # The section moved under sources: the error names the new key.
+        ({**MINIMAL, "deploy": {"canary": {"prometheus": {"url": "http://p:9090"}}}}, "deploy.canary.prometheus",
+         "deploy.canary.sources.prometheus"),
+        ({**MINIMAL, "deploy": {"canary": {"checks": {"error_rate": {"margin": 1}}}}},
+         "deploy.canary.checks.error_rate.margin", "margin: 0.001"),
+        ({**MINIMAL, "deploy": {"canary": {"checks": {"error_rate": {"max_ratio_promote": 0.9}}}}},
+         "deploy.canary.checks.error_rate.max_ratio_promote", "max_ratio_promote: 1.5"),
+        ({**MINIMAL, "deploy": {"canary": {"checks": {"error_rate": {"max_ratio_promote": 1, "margin": 0}}}}},
+         "deploy.canary.checks.error_rate.margin", "margin: 0.001"),
+        ({**MINIMAL, "deploy": {"canary": {"checks": {"error_rate": {"step_margin": -0.1}}}}},
+         "deploy.canary.checks.error_rate.step_margin", "step_margin: 0.005"),
+        ({**MINIMAL, "deploy": {"canary": {"last_look": -5}}}, "deploy.canary.last_look", "last_look: 120"),
+        ({**MINIMAL, "deploy": {"canary": {"expected_rps": 0}}}, "deploy.canary.expected_rps", "expected_rps: 50"),
     ],
 )
 def test_bad_config_names_key_and_fix(raw, where, fix):
@@ -82,3 +113,19 @@ def test_relative_paths_and_sqlite_uri_resolve_against_config_dir(tmp_path):
     cfg = load_config(tmp_path / "mlci.yaml")
     assert cfg.path(cfg.data.train) == tmp_path / "d" / "train.csv"
     assert cfg.tracking_uri() == f"sqlite:///{tmp_path}/.mlci/mlflow.db"
+
+
+def test_plugin_sections_are_built_by_their_plugins():
+    cfg = parse_config({**MINIMAL, "deploy": {"local": {"port": 9000},
+                                              "canary": {"source": "prometheus",
+                                                         "sources": {"prometheus": {"url": "http://p:9090"}}}}})
+    assert cfg.plugin_settings(plugins.TARGETS, "local").port == 9000
+    prometheus = cfg.plugin_settings(plugins.METRICS, "prometheus")
+    assert type(prometheus).__name__ == "PrometheusSettings" and prometheus.url == "http://p:9090"
+    assert prometheus.selector == 'instance="{address}"'
+
+
+def test_store_uri_anchors_relative_sqlite_only(tmp_path):
+    assert store_uri("sqlite:///.mlci/mlflow.db", tmp_path) == f"sqlite:///{tmp_path}/.mlci/mlflow.db"
+    assert store_uri("sqlite:////abs/m.db", tmp_path) == "sqlite:////abs/m.db"
+    assert store_uri("http://127.0.0.1:5000", tmp_path) == "http://127.0.0.1:5000"

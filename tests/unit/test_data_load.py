@@ -49,86 +49,45 @@ def test_file_format_by_extension():
     assert file_format(Path("x")) is None
 
 
-def test_missing_file_names_the_setting(tmp_path):
-    message = load_error(tmp_path / "train.csv")
-    assert "train data file not found" in message
-    assert "data.train in mlci.yaml" in message and "relative to its directory" in message
-
-
-def test_directory_instead_of_file(tmp_path):
-    (tmp_path / "train.csv").mkdir()
-    assert "is a directory" in load_error(tmp_path / "train.csv")
-
-
-def test_unknown_extension(tmp_path):
-    path = tmp_path / "train.json"
-    path.write_text('{"a": 1}')
-    message = load_error(path)
-    assert "unknown data file type '.json'" in message and ".parquet" in message
-
-
-def test_empty_file(tmp_path):
-    path = tmp_path / "train.csv"
-    path.write_text("")
-    assert "is empty (0 bytes)" in load_error(path)
-
-
-def test_blank_lines_only(tmp_path):
-    path = tmp_path / "train.csv"
-    path.write_text("\n\n")
-    assert "no header and no data" in load_error(path)
-
-
-def test_header_without_rows(tmp_path):
-    path = tmp_path / "train.csv"
-    path.write_text("a,b,y\n")
-    message = load_error(path)
-    assert "has columns (a, b, y) but no rows" in message and "fill it with data" in message
-
-
-def test_ragged_csv(tmp_path):
-    path = tmp_path / "train.csv"
-    path.write_text("a,b,y\n1,2,0\n1,2,3,4\n")
-    message = load_error(path)
-    assert "cannot be parsed as CSV" in message and "line 3" in message
-    assert "as many fields as the header" in message
-
-
-def test_binary_file_with_csv_name(tmp_path):
-    path = tmp_path / "train.csv"
-    path.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\xff\xfe\x00")
-    message = load_error(path)
-    assert "not a UTF-8 text file" in message and "re-save it as UTF-8" in message
-
-
-def test_corrupt_parquet(tmp_path):
-    path = tmp_path / "train.parquet"
+def _truncated_parquet(path: Path) -> None:
     pd.DataFrame({"a": range(100), "y": 0}).to_parquet(path)
     path.write_bytes(path.read_bytes()[:50])  # truncated upload
-    message = load_error(path)
-    assert "cannot be read as PARQUET" in message and "re-export it" in message
 
 
-def test_missing_label_lists_columns_and_suggests_close_match(tmp_path):
-    path = tmp_path / "train.csv"
-    path.write_text("a,b,Default\n1,2,0\n")
-    message = load_error(path, label="default")
-    assert "column 'default' (data.label in mlci.yaml) not found in the train data" in message
-    assert "columns are: a, b, Default" in message
-    assert "Fix: set data.label to the label column (did you mean 'Default'?)" in message
+# (case, file name, how to write it (None: no file), label, what the message must say)
+LOAD_ERRORS = [
+    ("missing file", "train.csv", None, "y",
+     ["train data file not found", "data.train in mlci.yaml", "relative to its directory"]),
+    ("directory", "train.csv", Path.mkdir, "y", ["is a directory"]),
+    ("unknown extension", "train.json", lambda p: p.write_text('{"a": 1}'), "y",
+     ["unknown data file type '.json'", ".parquet"]),
+    ("empty", "train.csv", lambda p: p.write_text(""), "y", ["is empty (0 bytes)"]),
+    ("blank lines", "train.csv", lambda p: p.write_text("\n\n"), "y", ["no header and no data"]),
+    ("header only", "train.csv", lambda p: p.write_text("a,b,y\n"), "y",
+     ["has columns (a, b, y) but no rows", "fill it with data"]),
+    ("ragged", "train.csv", lambda p: p.write_text("a,b,y\n1,2,0\n1,2,3,4\n"), "y",
+     ["cannot be parsed as CSV", "line 3", "as many fields as the header"]),
+    ("binary", "train.csv", lambda p: p.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\xff\xfe\x00"), "y",
+     ["not a UTF-8 text file", "re-save it as UTF-8"]),
+    ("corrupt parquet", "train.parquet", _truncated_parquet, "y", ["cannot be read as PARQUET", "re-export it"]),
+    ("label missing", "train.csv", lambda p: p.write_text("a,b,Default\n1,2,0\n"), "default",
+     ["column 'default' (data.label in mlci.yaml) not found in the train data", "columns are: a, b, Default",
+      "Fix: set data.label to the label column (did you mean 'Default'?)"]),
+    ("wrong separator", "train.csv", lambda p: p.write_text("a;b;y\n1;2;0\n"), "y",
+     ["another separator", "comma-separated"]),
+    ("no header", "train.csv", lambda p: p.write_text("1,2,0\n3,4,1\n"), "y", ["no header row"]),
+]
 
 
-def test_missing_label_hints_at_wrong_separator(tmp_path):
-    path = tmp_path / "train.csv"
-    path.write_text("a;b;y\n1;2;0\n")
-    message = load_error(path)
-    assert "another separator" in message and "comma-separated" in message
-
-
-def test_missing_label_hints_at_missing_header(tmp_path):
-    path = tmp_path / "train.csv"
-    path.write_text("1,2,0\n3,4,1\n")
-    assert "no header row" in load_error(path)
+@pytest.mark.parametrize(("name", "write", "label", "expected"), [c[1:] for c in LOAD_ERRORS],
+                         ids=[c[0] for c in LOAD_ERRORS])
+def test_an_unusable_file_is_one_error_naming_it_and_the_fix(tmp_path, name, write, label, expected):
+    path = tmp_path / name
+    if write is not None:
+        write(path)
+    message = load_error(path, label=label)
+    for text in expected:
+        assert text in message
 
 
 def test_reference_may_be_unlabelled(tmp_path):

@@ -15,7 +15,8 @@ from test_ci_yaml_lint import _run, _tool  # the shared linter helpers
 from mlcicd.catalog import STAGE_IDS
 from mlcicd.cli import mlci_gen
 from mlcicd.config import load_config
-from mlcicd.gen import pipeline, pipeline_check
+from mlcicd.gen import commands, pipeline, pipeline_check
+from mlcicd.gen import render_util as ru
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "examples/credit-risk"
@@ -261,7 +262,7 @@ def test_init_writes_config_and_both_pipelines_and_refuses_to_overwrite(tmp_path
     assert result.exit_code == 0, result.output
     for rel in ("mlci.yaml", *pipeline.PIPELINE_PATHS.values()):
         assert (tmp_path / rel).is_file(), rel
-    assert pipeline.run_check("mlci.yaml", echo=lambda _: None, root=tmp_path) == 0
+    assert commands.check("mlci.yaml", echo=lambda _: None, root=tmp_path) == 0
     before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
     result = runner.invoke(mlci_gen, ["init", "--dir", str(tmp_path), "--ci", "gitlab"])
     assert result.exit_code == 2 and "--force" in result.output
@@ -303,8 +304,6 @@ def test_full_pipeline_component_includes_every_stage(tmp_path):
     assert components == [f"$CI_SERVER_FQDN/$[[ inputs.source ]]/{s}@$[[ inputs.ref ]]" for s in STAGE_IDS]
     assert "workflow" not in body  # when the pipeline runs is the includer's decision
     # Both halves match the schema; the body as GitLab sees it with the default inputs.
-    from mlcicd.gen import render_util as ru
-
     defaults = {k: v["default"] for k, v in spec["spec"]["inputs"].items()}
     files = [tmp_path / "spec.yml", tmp_path / "body.yml"]
     files[0].write_text(yaml.safe_dump(spec))

@@ -14,8 +14,8 @@ from click.testing import CliRunner
 from mlcicd.catalog import STAGES, all_inputs, env_var
 from mlcicd.ci.base import dotenv_name
 from mlcicd.cli import mlci_gen
+from mlcicd.gen import commands, repo_files, surfaces
 from mlcicd.gen import render_util as ru
-from mlcicd.gen import sync
 
 REPO = Path(__file__).resolve().parents[2]
 IDS = [s.id for s in STAGES]
@@ -38,7 +38,7 @@ def _fake_repo(tmp_path):
 
 def _run(root, check):
     lines: list[str] = []
-    code = sync.run_sync(root, check=check, echo=lines.append)
+    code = commands.sync(root, check=check, echo=lines.append)
     return code, "\n".join(lines)
 
 
@@ -58,7 +58,7 @@ def test_check_reports_every_edited_missing_and_stale_file(tmp_path):
     (root / "templates/train.yml").unlink()
     stale = root / "actions/old-stage/action.yml"
     stale.parent.mkdir()
-    stale.write_text(sync.HEADER + "\nname: old\n", encoding="utf-8")
+    stale.write_text(surfaces.HEADER + "\nname: old\n", encoding="utf-8")
     before = {p: p.read_bytes() for p in root.rglob("*") if p.is_file()}
     code, out = _run(root, check=True)
     assert code == 1
@@ -75,7 +75,7 @@ def test_a_catalogue_change_is_drift(tmp_path, monkeypatch):
     root = _fake_repo(tmp_path)
     assert _run(root, check=False)[0] == 0
     changed = tuple(dataclasses.replace(s, summary="A new summary.") if s.id == "gate" else s for s in STAGES)
-    monkeypatch.setattr(sync, "STAGES", changed)
+    monkeypatch.setattr(repo_files, "STAGES", changed)
     code, out = _run(root, check=True)
     assert code == 1
     assert "drift: actions/gate/action.yml" in out and "drift: templates/gate.yml" in out
@@ -84,11 +84,11 @@ def test_a_catalogue_change_is_drift(tmp_path, monkeypatch):
 
 def test_readme_region_is_replaced_and_the_rest_kept(tmp_path):
     root = _fake_repo(tmp_path)
-    readme = f"# x\nbefore\n{sync.README_START}\nOLD TABLE\n{sync.README_END}\nafter\n"
+    readme = f"# x\nbefore\n{repo_files.README_START}\nOLD TABLE\n{repo_files.README_END}\nafter\n"
     (root / "README.md").write_text(readme, encoding="utf-8")
     assert _run(root, check=False)[0] == 0
     text = (root / "README.md").read_text(encoding="utf-8")
-    assert text.startswith("# x\nbefore\n") and text.endswith(f"{sync.README_END}\nafter\n")
+    assert text.startswith("# x\nbefore\n") and text.endswith(f"{repo_files.README_END}\nafter\n")
     assert "OLD TABLE" not in text and "### `rollback`" in text
 
 
@@ -98,12 +98,12 @@ def test_refuses_a_foreign_root_and_a_readme_without_markers(tmp_path):
     root = _fake_repo(tmp_path)
     (root / "README.md").write_text("# no markers\n")
     code, out = _run(root, check=False)
-    assert code == 2 and sync.README_START in out
+    assert code == 2 and repo_files.README_START in out
 
 
 def test_rendering_is_deterministic():
-    assert sync.render_all("a\n" + sync.README_START + sync.README_END) == sync.render_all(
-        "a\n" + sync.README_START + sync.README_END)
+    assert repo_files.render_all("a\n" + repo_files.README_START + repo_files.README_END) == repo_files.render_all(
+        "a\n" + repo_files.README_START + repo_files.README_END)
 
 
 # --- GitHub actions ------------------------------------------------------------------------------
@@ -116,7 +116,7 @@ def test_action_inputs_outputs_and_env_follow_the_catalogue(stage):
     for item in all_inputs(stage):
         spec = action["inputs"][item.name]
         assert spec["required"] is False
-        assert spec.get("default") == sync.literal_default(item)
+        assert spec.get("default") == surfaces.literal_default(item)
         assert spec["description"].startswith("Required. ") == item.required
     assert action["outputs"] == {
         o.name: {"description": o.description, "value": f"${{{{ steps.run.outputs.{o.name} }}}}"}
@@ -157,14 +157,14 @@ def test_the_scripts_the_actions_call_exist_and_run():
 @pytest.mark.parametrize("stage", STAGES, ids=IDS)
 def test_component_spec_covers_the_catalogue_with_checked_types(stage):
     spec, job_doc = _component(stage.id)
-    assert set(spec) >= {i.name for i in all_inputs(stage)} | set(sync.JOB_INPUTS)
+    assert set(spec) >= {i.name for i in all_inputs(stage)} | set(surfaces.JOB_INPUTS)
     for item in all_inputs(stage):
         entry = spec[item.name]
         # GitLab makes an input without a default mandatory: only the catalogue's required ones.
         assert ("default" in entry) != item.required, item.name
-        # Every catalogue input is a GitLab string (see sync.NUMBER_RE), validated by options or regex.
+        # Every catalogue input is a GitLab string (see surfaces.NUMBER_RE), validated by options or regex.
         assert entry.get("type", "string") == "string"
-        assert entry.get("default") == (None if item.required else sync.literal_default(item) or "")
+        assert entry.get("default") == (None if item.required else surfaces.literal_default(item) or "")
         if item.type in ("boolean", "choice"):
             expected = ("true", "false") if item.type == "boolean" else item.options
             assert [o for o in entry["options"] if o] == list(expected)
@@ -183,7 +183,7 @@ def test_component_spec_covers_the_catalogue_with_checked_types(stage):
     assert reports["dotenv"] == f"$[[ inputs.report-dir ]]/{stage.id}.env"
     assert reports["junit"] == f"$[[ inputs.report-dir ]]/{stage.id}.junit.xml"
     assert job["artifacts"]["when"] == "always"
-    deploys = stage.id in sync.DEPLOY_STAGES
+    deploys = stage.deploys
     assert ("resource_group" in job) == deploys and ("environment" in job) == deploys
 
 
@@ -210,7 +210,7 @@ def test_no_input_inside_script(stage_id):
 
 def test_readme_tables_list_every_input_and_output():
     text = (REPO / "README.md").read_text(encoding="utf-8")
-    region = text[text.index(sync.README_START):text.index(sync.README_END)]
+    region = text[text.index(repo_files.README_START):text.index(repo_files.README_END)]
     for stage in STAGES:
         assert f"### `{stage.id}`" in region
         assert all(f"`{i.env_var}`" in region for i in all_inputs(stage))

@@ -5,7 +5,7 @@ import pytest
 from mlcicd.catalog import get_stage
 from mlcicd.config import parse_config
 from mlcicd.errors import UsageError
-from mlcicd.inputs import resolve_inputs
+from mlcicd.inputs import Origin, apply_overrides, resolve_inputs
 
 CFG = parse_config({"data": {"label": "y", "eval": "e.csv"}, "mlflow": {"model_name": "credit"},
                     "deploy": {"canary": {"weight": 15}}})
@@ -52,8 +52,6 @@ def test_booleans_and_numbers_are_typed():
 
 
 def test_overrides_reach_the_config():
-    from mlcicd.inputs import apply_overrides
-
     cfg = parse_config({"data": {"label": "y"}, "mlflow": {"model_name": "credit"}})
     stage = get_stage("deploy-canary")
     got = resolve_inputs(stage, {"model-name": "other"}, {"MLCI_TRACKING_URI": "http://127.0.0.1:5001"}, cfg)
@@ -61,3 +59,30 @@ def test_overrides_reach_the_config():
     assert cfg.mlflow.model_name == "other"
     assert cfg.mlflow.tracking_uri == "http://127.0.0.1:5001"
     assert cfg.deploy.canary.weight == 10  # from the config itself: untouched
+
+
+def test_every_value_knows_where_it_came_from():
+    stage = get_stage("deploy-canary")
+    got = resolve_inputs(stage, {"target": "local"}, {"MLCI_IMAGE": "reg/x@sha256:1"}, CFG)
+    assert got.origins["target"] is Origin.INPUT and got.sources["target"] == "--target"
+    assert got.origins["image"] is Origin.ENVIRONMENT and got.sources["image"] == "MLCI_IMAGE"
+    assert got.origins["canary-weight"] is Origin.CONFIG and got.sources["canary-weight"] == \
+        "mlci.yaml: deploy.canary.weight"
+    assert got.origins["model-uri"] is Origin.DEFAULT and got.sources["model-uri"] == "default"
+    assert got.given("target") and got.given("image") and not got.given("canary-weight")
+    assert not got.given("model-uri")
+
+
+def test_only_given_inputs_override_the_config():
+    cfg = parse_config({"data": {"label": "y"}, "mlflow": {"model_name": "credit"},
+                        "deploy": {"canary": {"weight": 15}}})
+    stage = get_stage("deploy-canary")
+    apply_overrides(stage, resolve_inputs(stage, {}, {}, cfg), cfg)
+    assert cfg.deploy.canary.weight == 15 and cfg.deploy.target == "local"
+    apply_overrides(stage, resolve_inputs(stage, {}, {"MLCI_CANARY_WEIGHT": "30"}, cfg), cfg)
+    assert cfg.deploy.canary.weight == 30
+
+
+def test_a_templated_default_names_the_model_the_run_was_given():
+    got = resolve_inputs(get_stage("deploy-canary"), {"model-name": "other"}, {}, CFG)
+    assert got.model_uri == "models:/other@challenger"

@@ -4,8 +4,8 @@ GitLab rejects a pipeline whose ``include: component:`` passes an input the comp
 ``spec:inputs`` does not declare, omits a mandatory one, or gives a value its ``options``,
 ``regex`` or ``type`` refuse. Local runners such as gitlab-ci-local do not, so a typo like
 ``canary-wieght`` passes every local test and fails on the real server. ``mlci-gen check``
-and ``mlci-gen render`` run these checks against the catalogue, the source the component
-files are generated from.
+and ``mlci-gen render`` run these checks against the surfaces the component files are
+generated from (:mod:`mlcicd.gen.surfaces`).
 """
 
 from __future__ import annotations
@@ -15,21 +15,12 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from mlcicd.catalog import STAGE_IDS, get_stage
-from mlcicd.gen import sync
+import yaml
 
-FULL_PIPELINE = "full-pipeline"
+from mlcicd.gen.surfaces import GitLabInput, component_names, declared_inputs
+
 # `include: component:` addresses: <fqdn>/<project path>/<component>@<version>.
 _ADDRESS = re.compile(r"^(?P<host>[^/\s]+)/(?P<project>\S+)/(?P<name>[a-z0-9-]+)@(?P<ref>[^@\s]+)$")
-
-
-def declared_inputs(component: str) -> dict[str, sync.GitLabInput]:
-    """The ``spec:inputs`` of one of ml-cicd's components, by name."""
-    if component == FULL_PIPELINE:
-        from mlcicd.gen.full_pipeline import COMPONENT_INPUTS
-
-        return {name: sync.GitLabInput(name, text, default) for name, text, default in COMPONENT_INPUTS}
-    return {item.name: item for item in sync.gitlab_inputs(get_stage(component))}
 
 
 def ml_cicd_component(address: str, source: str) -> str | None:
@@ -37,10 +28,10 @@ def ml_cicd_component(address: str, source: str) -> str | None:
     m = _ADDRESS.match(address.strip())
     if m is None or m["project"].strip("/") != source.strip("/"):
         return None
-    return m["name"] if m["name"] in (*STAGE_IDS, FULL_PIPELINE) else None
+    return m["name"] if m["name"] in component_names() else None
 
 
-def _type_problem(spec: sync.GitLabInput, value: Any) -> str | None:
+def _type_problem(spec: GitLabInput, value: Any) -> str | None:
     if spec.type == "array":
         return None if isinstance(value, list) else f"expects an array, got {value!r}"
     if spec.type == "boolean":
@@ -98,3 +89,12 @@ def pipeline_problems(doc: Any, source: str) -> list[str]:
             continue
         problems += [f"include[{i}] ({address}): {p}" for p in input_problems(component, given)]
     return problems
+
+
+def file_problems(rel: str, text: str, source: str) -> list[str]:
+    """What GitLab would reject in a pipeline file we did not generate: its ml-cicd component inputs."""
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        return [f"{rel} is not valid YAML: {exc}"]
+    return [f"{rel}: {p}" for p in pipeline_problems(doc, source)]

@@ -19,27 +19,19 @@ import yaml
 
 from mlcicd.gen import pipeline, pipeline_check
 from mlcicd.gen import render_util as ru
+from mlcicd.gen.surfaces import DEFAULT_REF, DEFAULT_SOURCE, FULL_PIPELINE, FULL_PIPELINE_INPUTS
 
-COMPONENT_PATH = "templates/full-pipeline.yml"
-WORKFLOW_PATH = ".github/workflows/ml-pipeline.yml"
-# Where users get ml-cicd from; bump the refs with each major release.
-PUBLISHED = {"github": pipeline.RenderOptions("github", pipeline.DEFAULT_REF["github"], pipeline.DEFAULT_SOURCE,
-                                              "${{ inputs.config }}"),
-             "gitlab": pipeline.RenderOptions("gitlab", pipeline.DEFAULT_REF["gitlab"], pipeline.DEFAULT_SOURCE,
-                                              "$[[ inputs.config ]]")}
-COMPONENT_INPUTS = (
-    ("config", "Path of mlci.yaml in your project.", "mlci.yaml"),
-    ("source", "Project path of ml-cicd, whose stage components this one includes.", pipeline.DEFAULT_SOURCE),
-    ("ref", "Version of the stage components (a partial version such as 1 follows the latest 1.x.y).",
-     pipeline.DEFAULT_REF["gitlab"]),
-)
+COMPONENT_PATH = f"templates/{FULL_PIPELINE}.yml"
+WORKFLOW_PATH = pipeline.PIPELINE_PATHS["github"]
+PUBLISHED = {"github": pipeline.RenderOptions("github", DEFAULT_REF["github"], DEFAULT_SOURCE, "${{ inputs.config }}"),
+             "gitlab": pipeline.RenderOptions("gitlab", DEFAULT_REF["gitlab"], DEFAULT_SOURCE, "$[[ inputs.config ]]")}
 
 
 def render_component(header: str) -> str:
     opts = PUBLISHED["gitlab"]
     gl = pipeline.RenderOptions("gitlab", "$[[ inputs.ref ]]", "$[[ inputs.source ]]", opts.config)
     spec = {"spec": {"inputs": {name: {"description": text, "default": default}
-                                for name, text, default in COMPONENT_INPUTS}}}
+                                for name, text, default in FULL_PIPELINE_INPUTS}}}
     body = ru.environment().get_template("pipeline-gitlab.yml.j2").render(
         **pipeline.gitlab_context(None, gl, component=True, head=[]))
     text = (f"{header}\n# The whole pipeline in one include; list its stages under `stages:` if you declare any.\n"

@@ -17,8 +17,15 @@ import yaml
 
 from mlcicd.catalog import STAGE_IDS, get_stage
 from mlcicd.errors import EXIT_UNEXPECTED, UsageError
-from mlcicd.gen import component_inputs, sync
+from mlcicd.gen import component_inputs
 from mlcicd.gen import render_util as ru
+from mlcicd.gen.surfaces import GLOBAL_KEYWORDS, component_context, gitlab_inputs
+
+try:  # the gen extra: the CI systems' JSON schemas, vendored by check-jsonschema
+    import jsonschema
+    from check_jsonschema.builtin_schemas import get_builtin_schema
+except ImportError:  # pragma: no cover - the dev extra always has it
+    jsonschema = None
 
 NEEDS_OUTPUT = re.compile(r"needs\.([A-Za-z0-9_-]+)\.outputs\.([A-Za-z0-9_-]+)")
 COMPONENT = re.compile(r"^\$CI_SERVER_FQDN/.+/([a-z-]+)@[^@\s]+$")
@@ -41,10 +48,7 @@ def schema_errors(doc: Any, schema_name: str) -> list[str]:
     check-jsonschema ships the vendored schemas; where it is not installed (a minimal install)
     the structural checks still run and the schema check is skipped.
     """
-    try:
-        import jsonschema
-        from check_jsonschema.builtin_schemas import get_builtin_schema
-    except ImportError:  # pragma: no cover - the dev extra always has it
+    if jsonschema is None:  # pragma: no cover
         return []
     validator_cls = jsonschema.validators.validator_for(schema := get_builtin_schema(schema_name))
     validator = validator_cls(schema)
@@ -94,8 +98,8 @@ def _component_job(stage_id: str, given: Mapping[str, Any]) -> dict[str, Any]:
     if problems:
         raise _fail("gitlab", f"component {stage_id}: " + "; ".join(problems))
     stage = get_stage(stage_id)
-    values = {spec.name: given.get(spec.name, spec.default) for spec in sync.gitlab_inputs(stage)}
-    text = ru.environment().get_template("component.yml.j2").render(**sync.component_context(stage))
+    values = {spec.name: given.get(spec.name, spec.default) for spec in gitlab_inputs(stage)}
+    text = ru.environment().get_template("component.yml.j2").render(**component_context(stage))
     _, job = yaml.safe_load_all(text)
     merged = ru.interpolate_inputs(job, values)
     assert isinstance(merged, dict)
@@ -105,7 +109,7 @@ def _component_job(stage_id: str, given: Mapping[str, Any]) -> dict[str, Any]:
 def _check_gitlab(doc: dict[str, Any]) -> None:
     includes = doc.get("include") or []
     stages_seen: list[str] = []
-    merged: dict[str, Any] = {k: v for k, v in doc.items() if k in sync.GLOBAL_KEYWORDS or k == "workflow"}
+    merged: dict[str, Any] = {k: v for k, v in doc.items() if k in GLOBAL_KEYWORDS or k == "workflow"}
     for item in includes:
         match = COMPONENT.match(str(item.get("component", "")))
         if not match:
@@ -115,7 +119,7 @@ def _check_gitlab(doc: dict[str, Any]) -> None:
     if stages_seen != list(STAGE_IDS):
         raise _fail("gitlab", f"components {stages_seen} are not the stages in order")
     del merged["include"]
-    jobs = {name: job for name, job in doc.items() if name not in sync.GLOBAL_KEYWORDS and name != "workflow"}
+    jobs = {name: job for name, job in doc.items() if name not in GLOBAL_KEYWORDS and name != "workflow"}
     for name, override in jobs.items():
         if name not in merged:
             raise _fail("gitlab", f"job {name} overrides no component job")

@@ -1,6 +1,6 @@
 """Small helpers shared by the renderers and their checks: jinja, YAML quoting, CI YAML walkers.
 
-Nothing here knows about stages; :mod:`mlcicd.gen.sync` turns the catalogue into contexts.
+Nothing here knows about stages; :mod:`mlcicd.gen.surfaces` turns the catalogue into contexts.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""``mlci-gen init``: write a commented mlci.yaml for an existing project.
+"""What ``mlci-gen init`` writes: a commented mlci.yaml for an existing project.
 
 Looks for data files (CSV/Parquet) and reads only their header row to guess the
 label and sensitive columns, so it is instant even on large files.
@@ -8,11 +8,6 @@ from __future__ import annotations
 
 import csv
 from pathlib import Path
-
-import click
-
-from mlcicd.config import parse_config
-from mlcicd.errors import EXIT_PASS, EXIT_USAGE
 
 LABEL_NAMES = ("label", "target", "y", "class", "outcome", "default", "churn", "fraud")
 SENSITIVE_NAMES = ("gender", "sex", "race", "ethnicity", "age_group", "religion", "disability", "nationality")
@@ -36,7 +31,7 @@ def header(path: Path) -> list[str]:
     if path.suffix == ".csv":
         with path.open(newline="") as fh:
             return next(csv.reader(fh), [])
-    try:
+    try:  # pyarrow is heavy and optional (the data extra): imported only for a Parquet file
         import pyarrow.parquet as pq
 
         return list(pq.read_schema(path).names)
@@ -87,48 +82,13 @@ deploy:
 """
 
 
-def scaffold_config(directory: str, *, force: bool, label: str | None, cis: tuple[str, ...] = ()) -> int:
-    """Write mlci.yaml and, for each CI in ``cis``, its pipeline (rendered as `mlci-gen render` would)."""
-    from mlcicd.gen import pipeline
+def guess_label(columns: list[str]) -> str | None:
+    return next((c for c in columns if c.lower() in LABEL_NAMES), None)
 
-    root = Path(directory).resolve()
-    target = root / "mlci.yaml"
-    unknown = [ci for ci in cis if ci not in pipeline.CIS]
-    if unknown:
-        click.echo(f"error: --ci: unknown CI {', '.join(unknown)}.\nFix: use github, gitlab or github,gitlab.",
-                   err=True)
-        return EXIT_USAGE
-    outputs = {ci: root / pipeline.PIPELINE_PATHS[ci] for ci in cis}
-    existing = [p for p in (target, *outputs.values()) if p.exists()]
-    if existing and not force:
-        # Checked before anything is written: init writes all of its files or none.
-        click.echo(f"error: {', '.join(map(str, existing))} already exist(s).\n"
-                   "Fix: edit them, or pass --force to overwrite them.", err=True)
-        return EXIT_USAGE
-    files = find_data_files(root)
-    columns = header(files["train"]) if "train" in files else []
-    if label is None:
-        label = next((c for c in columns if c.lower() in LABEL_NAMES), None)
-    if label is None:
-        click.echo(
-            "error: could not tell which column is the label"
-            + (f" (columns: {', '.join(columns)})" if columns else " (no data files found under . or data/)")
-            + ".\nFix: pass --label COLUMN.",
-            err=True,
-        )
-        return EXIT_USAGE
-    sensitive = [c for c in columns if c.lower() in SENSITIVE_NAMES]
-    name = root.name.lower().replace("_", "-").replace(" ", "-") or "model"
-    text = render(files, root, label, sensitive, name)
-    import yaml
 
-    cfg = parse_config(yaml.safe_load(text), str(target))  # what we write must load
-    # The pipelines name the config relative to the repository root, which is DIR.
-    rendered = {ci: pipeline.render(pipeline.options(ci, config="mlci.yaml"), cfg) for ci in cis}
-    target.write_text(text)
-    click.echo(f"wrote {target}: label {label!r}, sensitive {sensitive or 'none'}, data "
-               + (", ".join(f"{k}={v.relative_to(root)}" for k, v in files.items()) or "not found (edit data.*)"))
-    for ci, pipeline_text in rendered.items():
-        path = pipeline.write_pipeline(pipeline.options(ci), pipeline_text, force=True, root=root)
-        click.echo(f"wrote {path} (regenerate: {pipeline.options(ci).command()})")
-    return EXIT_PASS
+def guess_sensitive(columns: list[str]) -> list[str]:
+    return [c for c in columns if c.lower() in SENSITIVE_NAMES]
+
+
+def project_name(root: Path) -> str:
+    return root.name.lower().replace("_", "-").replace(" ", "-") or "model"

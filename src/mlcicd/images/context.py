@@ -9,7 +9,6 @@ being written into the Dockerfile.
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 import os
 import re
 import shutil
@@ -18,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mlcicd.errors import UsageError
+from mlcicd.net import is_loopback
 
 LOCAL_REGISTRY = "localhost"
 
@@ -46,18 +46,6 @@ def registry_of(ref: str) -> str:
     if sep and ("." in first or ":" in first or first == "localhost" or first.startswith("[")):
         return first
     return "docker.io"
-
-
-def is_loopback(registry: str) -> bool:
-    """``localhost``, ``127.0.0.0/8`` or ``[::1]``, with or without port and namespace."""
-    host = registry.split("/", 1)[0]
-    host = host[1 : host.find("]")] if host.startswith("[") else host.rsplit(":", 1)[0]
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def default_repository(model_name: str) -> str:

@@ -10,23 +10,14 @@ model is ready and one when the server stops; none per request.
 from __future__ import annotations
 
 import argparse
-import ipaddress
 import os
 import socket
 import sys
 from pathlib import Path
 
+from mlcicd.net import is_loopback
 from mlcicd.serving.cpus import WORKERS_ENV, parse_workers
 from mlcicd.serving.worker import log
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -51,7 +42,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    if not _is_loopback(args.host) and not args.allow_remote:
+    if not is_loopback(args.host) and not args.allow_remote:
         log(f"refusing to bind {args.host}: the server has no authentication. Use --host 127.0.0.1, "
             "or pass --allow-remote behind a proxy that authenticates")
         return 2

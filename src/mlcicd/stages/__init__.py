@@ -14,24 +14,21 @@ from pathlib import Path
 from mlcicd.catalog import Stage, get_stage
 from mlcicd.ci.base import CIAdapter
 from mlcicd.config import Config
-from mlcicd.inputs import StageInputs
+from mlcicd.inputs import Origin, StageInputs
 from mlcicd.report import StageResult
 
 
 @dataclass
 class StageContext:
+    """One stage run. ``config`` already holds the inputs given for this run (``tracking-uri``
+    is ``config.mlflow.tracking_uri``, ``model-name`` is ``config.mlflow.model_name``), so the
+    stage, the registry and the target all read the same values from it."""
+
     stage: Stage
     inputs: StageInputs
     config: Config
     ci: CIAdapter
     report_dir: Path
-
-    def tracking_uri(self) -> str:
-        """The tracking-uri input, with relative SQLite paths anchored at the project root."""
-        from mlcicd.config import absolutize_sqlite_uri
-
-        uri = self.inputs.values.get("tracking-uri") or self.config.mlflow.tracking_uri
-        return absolutize_sqlite_uri(uri, self.config.root)
 
     def input_path(self, name: str) -> Path | None:
         """A path input: values from mlci.yaml are relative to its directory, others to the cwd."""
@@ -41,11 +38,8 @@ class StageContext:
         path = Path(str(value))
         if path.is_absolute():
             return path
-        from_config = self.inputs.sources.get(name, "").startswith(str(self.config.source or "mlci.yaml"))
+        from_config = self.inputs.origins.get(name) is Origin.CONFIG
         return self.config.root / path if from_config else Path.cwd() / path
-
-    def model_name(self) -> str:
-        return str(self.inputs.values.get("model-name") or self.config.mlflow.model_name)
 
 
 StageFn = Callable[[StageContext], StageResult]

@@ -33,13 +33,13 @@ from mlcicd.images.context import (
     check_base_image,
     find_model_dir,
     image_settings,
-    is_loopback,
     oci_labels,
     prepare_context,
     registry_of,
 )
 from mlcicd.images.dockerfile import Packages, check_command, entrypoint, render_dockerfile, server_python
 from mlcicd.lineage import git_revision
+from mlcicd.net import is_loopback
 from mlcicd.registry import ModelVersion, Registry
 from mlcicd.report import Check, StageResult, Status, Verdict
 from mlcicd.stages import StageContext
@@ -82,7 +82,7 @@ def run(ctx: StageContext) -> StageResult:
     values, image_cfg = ctx.inputs.values, ctx.config.image
     # The CI adapter's environment wins (it is os.environ in real runs; tests pass their own).
     env = {**os.environ, **ctx.ci.env}
-    model_name = ctx.model_name()
+    model_name = ctx.config.mlflow.model_name
     model_uri = str(values.get("model-uri") or f"models:/{model_name}@challenger")
     push = image_cfg.push if values.get("push") is None else bool(values["push"])
     base = check_base_image(str(values.get("base-image") or image_cfg.base))
@@ -101,7 +101,7 @@ def run(ctx: StageContext) -> StageResult:
                          fix="use `mlflow-skinny` (default) or `mlflow`")
 
     started = time.perf_counter()
-    registry = Registry(ctx.tracking_uri(), model_name, ctx.config.mlflow.registry_uri)
+    registry = Registry.from_config(ctx.config)
     mv = registry.resolve(model_uri)
     settings = settings_for(mv.version)
     build_root = ctx.config.state_dir / "build" / settings.repository / mv.version

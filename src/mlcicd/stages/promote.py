@@ -8,11 +8,11 @@ alias canary removed.
 
 from __future__ import annotations
 
-from mlcicd.delivery.session import DeploySession, now
 from mlcicd.errors import UsageError
 from mlcicd.registry import CHAMPION, PREVIOUS_CHAMPION
 from mlcicd.report import Check, StageResult, Status, Verdict, read_report
 from mlcicd.stages import StageContext
+from mlcicd.stages.deploy_session import DeploySession, now
 
 
 def run(ctx: StageContext) -> StageResult:

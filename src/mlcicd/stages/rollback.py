@@ -7,11 +7,11 @@ only brings the aliases back in line with what is serving.
 
 from __future__ import annotations
 
-from mlcicd.delivery.session import DeploySession, now
 from mlcicd.errors import UsageError
 from mlcicd.registry import CHAMPION, PREVIOUS_CHAMPION
 from mlcicd.report import Check, StageResult, Status, Verdict, read_report
 from mlcicd.stages import StageContext
+from mlcicd.stages.deploy_session import DeploySession, now
 
 DEFAULT_REASON = "manual rollback"
 

@@ -69,10 +69,10 @@ def run(ctx: StageContext) -> StageResult:
     argv = shlex.split(command)
     if not argv:
         raise UsageError("training command is empty", where="train.command", fix="e.g. `command: python train.py`")
-    tracking_uri = ctx.tracking_uri()
+    tracking_uri = ctx.config.tracking_uri()
     _ensure_sqlite_dir(tracking_uri)
     client = MlflowClient(tracking_uri=tracking_uri)
-    experiment_name = ctx.inputs.experiment or ctx.config.project or ctx.model_name()
+    experiment_name = ctx.inputs.experiment or ctx.config.project or ctx.config.mlflow.model_name
     experiment = client.get_experiment_by_name(experiment_name)
     experiment_id = experiment.experiment_id if experiment else client.create_experiment(experiment_name)
 
@@ -89,7 +89,7 @@ def run(ctx: StageContext) -> StageResult:
         tags["mlflow.source.git.commit"] = tags["mlci.git.commit"]
     tags["mlci.stage"] = "train"
     tags["mlci.command"] = command
-    run = client.create_run(experiment_id, tags=tags, run_name=f"{ctx.model_name()}-train")
+    run = client.create_run(experiment_id, tags=tags, run_name=f"{ctx.config.mlflow.model_name}-train")
     run_id = run.info.run_id
     for role, path in files.items():
         client.log_param(run_id, f"data.{role}.sha256", file_sha256(path))

@@ -1,7 +1,7 @@
 """Read the model servers' metrics from a Prometheus server (HTTP API, PromQL).
 
 The same counters the scrape source reads, summed by Prometheus over the series of one
-backend, picked by ``deploy.canary.prometheus.selector`` (default ``instance="{address}"``,
+backend, picked by ``deploy.canary.sources.prometheus.selector`` (default ``instance="{address}"``,
 the backend's host:port as Prometheus scrapes it). The local target writes a file_sd file
 (``<state dir>/prometheus-targets.json``) so Prometheus finds new canaries by itself.
 
@@ -13,23 +13,40 @@ or a failed query raises MeasurementError.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import Any
 
 import requests
 
 from mlcicd.delivery.metrics.base import MeasurementError, Snapshot
 from mlcicd.delivery.targets.base import Backend
+from mlcicd.plugins import SettingsError
 
-if TYPE_CHECKING:
-    from mlcicd.config import CanaryPolicy, PrometheusConfig
+
+@dataclass
+class PrometheusSettings:
+    """``deploy.canary.sources.prometheus``."""
+
+    url: str = "http://127.0.0.1:9090"
+    # PromQL label selector that picks one backend's series; {address} is its host:port
+    # ({slot} and {version} are there too).
+    selector: str = 'instance="{address}"'
+    timeout: float = 5.0
+
+    def check(self) -> None:
+        if not self.url.startswith(("http://", "https://")):
+            raise SettingsError("url", f"{self.url!r} is not an http(s) URL", "e.g. `url: http://prometheus:9090`")
+        if self.timeout <= 0:
+            raise SettingsError("timeout", f"must be positive, got {self.timeout}", "e.g. `timeout: 5`")
 
 
 class PrometheusSource:
     name = "prometheus"
+    settings_type = PrometheusSettings
 
-    def __init__(self, policy: CanaryPolicy) -> None:
-        self.config: PrometheusConfig = policy.prometheus
-        self.url = self.config.url.rstrip("/")
+    def __init__(self, settings: PrometheusSettings) -> None:
+        self.config = settings
+        self.url = settings.url.rstrip("/")
         self.session = requests.Session()
 
     def selector(self, backend: Backend) -> str:

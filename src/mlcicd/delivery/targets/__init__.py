@@ -1,34 +1,26 @@
-"""Registry of deploy targets: built-ins plus the ``mlcicd.targets`` entry-point group."""
+"""Deploy targets: built-ins plus the ``mlcicd.targets`` entry-point group (see :mod:`mlcicd.plugins`).
+
+A target factory is called as ``factory(settings, env)``: its own settings from
+``deploy.<name>`` and a :class:`~mlcicd.delivery.targets.base.TargetEnv` (project root,
+state directory, registry), never the whole config.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from mlcicd import plugins
-from mlcicd.errors import UsageError
+from mlcicd.delivery.targets.base import TargetEnv
+from mlcicd.registry import Registry
 
 if TYPE_CHECKING:
     from mlcicd.config import Config
     from mlcicd.delivery.targets.base import Target
 
-BUILTIN_TARGETS: dict[str, str] = {
-    "local": "mlcicd.delivery.targets.local:LocalTarget",
-}
 
-
-def available_targets() -> dict[str, str]:
-    return plugins.available(BUILTIN_TARGETS, "mlcicd.targets")
-
-
-def get_target(name: str, config: Config) -> Target:
-    targets = available_targets()
-    if name not in targets:
-        raise UsageError(
-            f"unknown deploy target {name!r}",
-            where="input target / mlci.yaml: deploy.target",
-            fix=f"use one of: {', '.join(sorted(targets))}, or install a plugin that registers "
-            "an entry point in the `mlcicd.targets` group",
-        )
-    factory: Callable[..., Target] = plugins.load(targets[name])
-    return factory(config)
+def open_target(cfg: Config, name: str | None = None, registry: Registry | None = None) -> Target:
+    """The deploy target ``name`` (default: ``deploy.target``) with its settings."""
+    name = name or cfg.deploy.target
+    env = TargetEnv(cfg.root, cfg.state_dir, registry or Registry.from_config(cfg))
+    target: Target = plugins.get(plugins.TARGETS, name, cfg.plugin_settings(plugins.TARGETS, name), env)
+    return target

@@ -12,9 +12,25 @@ success, or after a crash half-way through, converges on the same state.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, Protocol, runtime_checkable
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from mlcicd.registry import Registry
 
 Slot = Literal["stable", "canary"]
+
+
+@dataclass(frozen=True)
+class TargetEnv:
+    """What a target factory gets besides its own settings (``deploy.<name>``)."""
+
+    # The project root (mlci.yaml's directory): relative paths in the settings are relative to it.
+    root: Path
+    # <root>/.mlci: where ml-cicd keeps what it must keep on this machine.
+    state_dir: Path
+    # The model registry, where a release's model files come from.
+    registry: Registry
 
 
 @dataclass(frozen=True)

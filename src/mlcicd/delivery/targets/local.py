@@ -1,5 +1,6 @@
 """The ``local`` deploy target: model servers as processes on 127.0.0.1 behind a real nginx.
 
+Settings: ``deploy.local`` (:class:`LocalSettings`: ``port``, ``state_dir``).
 Layout under ``<root>/<deploy.local.state_dir>`` (default ``.mlci/local``)::
 
     state.json        slots -> release, port, pid, model dir; the canary weight
@@ -33,14 +34,33 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mlcicd.config import Config
 from mlcicd.delivery.targets import processes
-from mlcicd.delivery.targets.base import Backend, Release, Slot, TargetState
+from mlcicd.delivery.targets.base import Backend, Release, Slot, TargetEnv, TargetState
 from mlcicd.delivery.targets.nginx import NginxRouter, Upstream, render_config
 from mlcicd.errors import TargetError, UsageError
+from mlcicd.plugins import SettingsError
 
 SLOTS: tuple[Slot, ...] = ("stable", "canary")
 RELEASE_MARKER = ".mlci-release.json"
+
+
+@dataclass
+class LocalSettings:
+    """``deploy.local``."""
+
+    # Port of the nginx router on 127.0.0.1: the endpoint users send requests to.
+    port: int = 8080
+    # Where the target keeps its state, relative to the project root.
+    state_dir: str = ".mlci/local"
+    # Worker processes per model server. 1: stable, canary and the router share one machine
+    # (a laptop, a runner), and each worker holds its own copy of the model and libraries.
+    workers: int = 1
+
+    def check(self) -> None:
+        if not 1 <= self.port <= 65535:
+            raise SettingsError("port", f"must be a TCP port (1..65535), got {self.port}", "e.g. `port: 8080`")
+        if self.workers < 1:
+            raise SettingsError("workers", f"must be at least 1, got {self.workers}", "e.g. `workers: 2`")
 
 
 @dataclass
@@ -83,11 +103,13 @@ def server_marker(port: int) -> str:
 
 class LocalTarget:
     name = "local"
+    settings_type = LocalSettings
 
-    def __init__(self, config: Config, *, ready_timeout: float = 60.0) -> None:
-        self.config = config
-        self.dir = (config.root / config.deploy.local.state_dir).resolve()
-        self.port = config.deploy.local.port
+    def __init__(self, settings: LocalSettings, env: TargetEnv, *, ready_timeout: float = 60.0) -> None:
+        self.registry = env.registry
+        self.dir = (env.root / settings.state_dir).resolve()
+        self.port = settings.port
+        self.workers = settings.workers
         self.ready_timeout = ready_timeout
         self.router = NginxRouter(self.dir / "nginx", self.port)
 
@@ -188,10 +210,7 @@ class LocalTarget:
         marker = target / RELEASE_MARKER
         if marker.is_file() and json.loads(marker.read_text()).get("model_name") == release.model_name:
             return target
-        from mlcicd.registry import Registry
-
-        registry = Registry(self.config.tracking_uri(), release.model_name or self.config.mlflow.model_name,
-                            self.config.mlflow.registry_uri)
+        registry = self.registry.for_model(release.model_name or self.registry.model_name)
         tmp = self.dir / "models" / f".{release.version}.{os.getpid()}.tmp"
         shutil.rmtree(tmp, ignore_errors=True)
         registry.download(release.version, tmp)
@@ -212,7 +231,7 @@ class LocalTarget:
         log = self.dir / "logs" / f"{slot}-{release.version}.log"
         argv = [sys.executable, "-m", "mlcicd.serving", "--port", str(port), "--host", "127.0.0.1",
                 "--model-dir", str(model_dir), "--model-name", release.model_name,
-                "--model-version", release.version, "--workers", str(self.config.deploy.local.workers)]
+                "--model-version", release.version, "--workers", str(self.workers)]
         if release.run_id:
             argv += ["--run-id", release.run_id]
         env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "PYTHONUNBUFFERED": "1"}

@@ -1,5 +1,8 @@
 """What the deploy stages share: the target, the registry, and keeping them in agreement.
 
+It lives with the stages because it opens both from a stage's context; the target and the
+registry themselves know nothing of stages.
+
 Ordering rule that keeps aliases honest: traffic moves first, aliases follow, and a
 server stops only after no alias and no traffic point at it. Every re-run starts by
 reading the target's real state, so a crash at any point converges on the next run.
@@ -10,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from mlcicd.delivery.targets import get_target
+from mlcicd.delivery.targets import open_target
 from mlcicd.delivery.targets.base import Release, Target, TargetState
 from mlcicd.registry import CANARY, CHALLENGER, ModelVersion, Registry
 from mlcicd.stages import StageContext
@@ -23,10 +26,9 @@ class DeploySession:
 
     @classmethod
     def open(cls, ctx: StageContext) -> DeploySession:
-        name = ctx.inputs.values.get("target") or ctx.config.deploy.target
-        target = get_target(str(name), ctx.config)
-        registry = Registry(ctx.tracking_uri(), ctx.model_name(), ctx.config.mlflow.registry_uri)
-        return cls(target, registry)
+        """The project's target (the target input, applied to deploy.target) and registry."""
+        registry = Registry.from_config(ctx.config)
+        return cls(open_target(ctx.config, registry=registry), registry)
 
     def release(self, mv: ModelVersion, image: str | None = None) -> Release:
         return Release(mv.name, mv.version, mv.uri, mv.run_id, image)
