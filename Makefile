@@ -4,13 +4,15 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # OS packages: nginx routes canary traffic; buildah/skopeo/docker-registry build and
-# push images daemonless; busybox-static makes a tiny local base image for tests.
+# push images daemonless; busybox-static makes a tiny local base image for tests, and
+# debootstrap the Debian Python base image a built model server runs on (`mlci image base`).
 DEMO_PACKAGES := nginx
-TEST_PACKAGES := nginx buildah skopeo docker-registry busybox-static rsync
+TEST_PACKAGES := nginx buildah skopeo docker-registry busybox-static debootstrap rsync
+BASE_PACKAGES := debootstrap buildah
 # Prometheus for the prometheus metric source's tests; its recommends (exporters, ~300 MB) are not needed.
 TEST_PACKAGES_NO_RECOMMENDS := prometheus
 
-.PHONY: setup demo test lint system-demo system-test e2e-tools clean
+.PHONY: setup demo test lint system-demo system-test e2e-tools base-image clean
 
 $(BIN)/mlci: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -51,6 +53,13 @@ test: system-test setup e2e-tools
 	$(BIN)/ruff check src tests
 	$(BIN)/mypy
 	$(BIN)/pytest -q -p no:cacheprovider
+
+## A Debian + Python base image for build-image where none can be pulled (no Docker Hub): made
+## from Debian's packages with debootstrap (as root) once, cached, loaded into local storage.
+base-image: setup
+	@missing=""; for p in $(BASE_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq $$missing; fi
+	$(SUDO) $(BIN)/mlci image base --debian bookworm
 
 clean:
 	rm -rf $(VENV) $(E2E_TOOLS) .mlci-demo mlci-report .pytest_cache

@@ -109,6 +109,8 @@ STAGES: tuple[Stage, ...] = (
                 type="boolean",
                 config_key="data.drift.fail",
             ),
+            Input("write-suite", "Also write the Great Expectations suite inferred from the reference data to "
+                  "this path (to edit, commit and set as data.expectations)."),
         ),
         (VERDICT_OUT, Output("drifted-features", "Comma-separated features that drifted."),
          Output("rows", "Rows checked in the training data.")),

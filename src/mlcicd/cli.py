@@ -6,6 +6,7 @@ drift from the actions and components rendered from the same catalogue.
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Any
 
@@ -41,7 +42,13 @@ def _stage_command(stage: Stage) -> click.Command:
         except UsageError as exc:
             click.echo(f"error: {exc}", err=True)
             sys.exit(exc.exit_code)
-        code, _ = execute(stage.id, values, ci=adapter)
+        code, result = execute(stage.id, values, ci=adapter)
+        if result is not None and result.figures.get("cancelled"):
+            # Cancelled by CI and the report is written: finalising an interpreter that loaded MLflow
+            # takes seconds the runner's grace period may not leave (SIGKILL follows), so end now.
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
         sys.exit(code)
 
     return click.Command(stage.id, params=params, callback=callback, help=stage.summary)
@@ -99,6 +106,30 @@ def down(config: str) -> None:
     from mlcicd.operations import stop_target
 
     sys.exit(stop_target(config))
+
+
+@mlci.group()
+def image() -> None:
+    """Images: make a base image where none can be pulled."""
+
+
+@image.command("base")
+@click.option("--debian", "suite", default="bookworm", show_default=True,
+              help="Debian release (bookworm: Python 3.11, trixie: Python 3.13).")
+@click.option("--mirror", default=None, help="Debian mirror [default: http://deb.debian.org/debian].")
+@click.option("--push", "registry", default=None,
+              help="Push to this registry (host[:port][/namespace]) instead of loading into local storage.")
+@click.option("--cache-dir", default=None, type=click.Path(file_okay=False),
+              help="Where the image is cached [default: $MLCI_CACHE_DIR or ~/.cache/mlcicd].")
+def image_base(suite: str, mirror: str | None, registry: str | None, cache_dir: str | None) -> None:
+    """Make a Debian + Python base image from Debian's packages (debootstrap, as root) once, then reuse it.
+
+    Prints the reference to put into mlci.yaml as image.base (and the matching image.python
+    and image.platform).
+    """
+    from mlcicd.images.base_cli import make_base
+
+    sys.exit(make_base(suite, mirror, registry, cache_dir))
 
 
 @click.group()

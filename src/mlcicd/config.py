@@ -21,8 +21,20 @@ from typing import Any, Literal
 import yaml
 
 from mlcicd import plugins
+from mlcicd.config_gate import (
+    Bound,
+    ChangeThreshold,
+    FairnessConfig,
+    GateConfig,
+    ModelConfig,
+    NonInferiority,
+    check_gate,
+)
 from mlcicd.errors import ConfigError
 from mlcicd.settings import Source, build, plugin_section
+
+__all__ = ["Bound", "ChangeThreshold", "Config", "FairnessConfig", "GateConfig", "ModelConfig", "NonInferiority",
+           "load_config", "lookup", "parse_config"]
 
 DEFAULT_CONFIG = "mlci.yaml"
 
@@ -65,6 +77,8 @@ class DataConfig:
     sensitive: list[str] = field(default_factory=list)
     id_columns: list[str] = field(default_factory=list)
     columns: dict[str, ColumnSpec] = field(default_factory=dict)
+    # A Great Expectations 1.x Expectation Suite (JSON) that train and eval data must meet.
+    expectations: str | None = None
     quality: QualityConfig = field(default_factory=QualityConfig)
     drift: DriftConfig = field(default_factory=DriftConfig)
 
@@ -85,51 +99,31 @@ class MlflowConfig:
 
 
 @dataclass
-class Bound:
-    min: float | None = None
-    max: float | None = None
-
-
-@dataclass
-class ChangeThreshold:
-    """MLflow's semantics: the candidate must beat the champion by at least this much."""
-
-    min_absolute_change: float | None = None
-    min_relative_change: float | None = None
-
-
-@dataclass
-class NonInferiority:
-    metric: Literal["accuracy", "error_rate"] = "accuracy"
-    margin: float = 0.01
-    confidence: float = 0.95
-    resamples: int = 10_000
-
-
-@dataclass
-class FairnessConfig:
-    max_demographic_parity_difference: float = 0.1
-
-
-@dataclass
-class GateConfig:
-    thresholds: dict[str, Bound] = field(default_factory=dict)
-    champion: dict[str, ChangeThreshold] = field(default_factory=dict)
-    non_inferiority: NonInferiority | None = field(default_factory=NonInferiority)
-    fairness: FairnessConfig = field(default_factory=FairnessConfig)
-    latency_rows: int = 200
-
-
-@dataclass
 class ImageConfig:
     registry: str | None = None
     repository: str | None = None
+    # The main tag (default v<model version>); the image is also tagged sha-<git commit>.
     tag: str | None = None
     builder: Literal["auto", "buildah", "docker", "podman"] = "auto"
     base: str = "python:3.11-slim"
     push: bool = True
-    # Runs inside the image to install the model server; empty to rely on the base image.
-    install: str = "pip install --no-cache-dir 'ml-cicd[serve]'"
+    # model: the model server and the model's own requirements, as wheels resolved on the builder
+    # and installed offline; none: the base image already has both.
+    requirements: Literal["model", "none"] = "model"
+    # The image's Python (default: the one the model was saved with) and wheel platform
+    # (default manylinux_2_28_<this machine's CPU>: any glibc >= 2.28 base).
+    python: str | None = None
+    platform: str | None = None
+    # Serves the model's `mlflow==X` pin: the server needs only mlflow.pyfunc (`mlflow` for everything).
+    mlflow_package: str = "mlflow-skinny"
+    # A pip constraints file (relative to mlci.yaml) pinning the versions of indirect requirements.
+    constraints: str | None = None
+    # Shell command run as root in the image before the requirements (e.g. apt-get install -y libgomp1).
+    install: str = ""
+    # Load the model and answer its input example inside the image during the build.
+    check: bool = True
+    # Registry login before the push: auto picks ECR, GHCR or the GitLab registry from the host.
+    login: Literal["auto", "ecr", "ghcr", "gitlab", "none"] = "auto"
 
 
 CheckMode = Literal["enforce", "observe"]
@@ -142,8 +136,18 @@ class ErrorRateCheck:
     mode: CheckMode = "enforce"
     # A critical check rolls back on its own the moment a regression is shown.
     critical: bool = True
-    # Non-inferiority margin: the canary may be at most this much worse (0.01 = one percentage point).
-    margin: float = 0.01
+    # Promote margin: the last step must show, on its own traffic, canary rate <= max_ratio_promote x
+    # stable rate + margin. The ratio is what matters at ordinary rates, the absolute floor `margin` near
+    # zero (0.001 = 0.1 percentage points). Defaults allow 0.1% at a 0% base, 0.25% at 0.1%, 1.6% at 1%
+    # and 7.6% at 5%. For an absolute margin only: `max_ratio_promote: 1, margin: 0.01`.
+    max_ratio_promote: float = 1.5
+    margin: float = 0.001
+    # Every step must show the same on its own traffic with this looser margin before the walk goes on
+    # (x2 the stable's rate, or +0.5 points where that is larger, by default): a doubled rate never
+    # passes a step, so a regression that starts at a later step stops the walk there. Never stricter
+    # than the promote margin (the larger ratio and margin apply).
+    step_max_ratio: float = 2.0
+    step_margin: float = 0.005
     # A regression is a rate ratio above this (1.0: any increase, once shown with confidence).
     max_ratio: float = 1.0
     # Absolute limit, the only yardstick on a first release (no stable to compare with).
@@ -159,7 +163,9 @@ class LatencyCheck:
     # Showing a quantile no worse takes about 3/(1 - q) canary requests at the least (300 for p99):
     # at low traffic list lower quantiles (e.g. [0.5, 0.9]) and keep max_p99_ms as the tail guard.
     quantiles: list[float] = field(default_factory=lambda: [0.5, 0.99])
-    # A canary quantile up to this much slower than the stable's is not a regression.
+    # A canary quantile up to this much slower than the stable's is not a regression. Kept as stated to
+    # within about a point: the bound is interpolated inside the server's buckets (~25% apart), not
+    # rounded to an edge.
     tolerance_pct: float = 10.0
     # Absolute limit on the canary's p99 (the only yardstick on a first release).
     max_p99_ms: float = 1000.0
@@ -211,8 +217,16 @@ class CanaryPolicy:
     # Longest a single step may take (seconds); None: only `duration` bounds it.
     step_duration: float | None = None
     # Longest the whole analysis may take (seconds); then the verdict is what the evidence shows.
-    duration: float = 300.0
+    # deploy-canary and `mlci-gen check` estimate what the claims need at your traffic and say
+    # when this is too short to decide.
+    duration: float = 1800.0
     interval: float = 5.0
+    # After the last step shows promote, keep watching this long (seconds) for a regression that
+    # starts late, with a test restarted for it; 0 promotes at once.
+    last_look: float = 120.0
+    # Requests per second both versions serve together, for planning the bake before any traffic
+    # is observed (`mlci-gen check`); deploy-canary measures it when it can.
+    expected_rps: float | None = None
     # 1 - the false-rollback rate, held however often the judge looks (anytime-valid tests).
     confidence: float = 0.95
     # Consecutive failed metric reads before the analysis counts the source as broken.
@@ -253,6 +267,7 @@ class Config:
     version: int = 1
     project: str | None = None
     train: TrainConfig = field(default_factory=TrainConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
     gate: GateConfig = field(default_factory=GateConfig)
     image: ImageConfig = field(default_factory=ImageConfig)
     deploy: DeployConfig = field(default_factory=DeployConfig)
@@ -402,13 +417,14 @@ def _check_semantics(cfg: Config, filename: str) -> None:
     for key in ("max_measurement_errors", "failure_limit"):
         if getattr(pol, key) < 1:
             fail(f"deploy.canary.{key}", f"must be at least 1, got {getattr(pol, key)}", f"e.g. `{key}: 3`")
+    if pol.last_look < 0:
+        fail("deploy.canary.last_look", f"must not be negative, got {pol.last_look}",
+             "e.g. `last_look: 120`, or 0 to promote as soon as the last step shows it")
+    if pol.expected_rps is not None and pol.expected_rps <= 0:
+        fail("deploy.canary.expected_rps", f"must be positive, got {pol.expected_rps}",
+             "e.g. `expected_rps: 50` (requests per second both versions serve together), or remove it")
     checks = pol.checks
-    if not 0 <= checks.error_rate.margin < 1 or not 0 < checks.error_rate.max <= 1:
-        fail("deploy.canary.checks.error_rate", "margin must be in [0, 1) and max in (0, 1]",
-             "e.g. `error_rate: {margin: 0.01, max: 0.05}`")
-    if checks.error_rate.max_ratio < 1:
-        fail("deploy.canary.checks.error_rate.max_ratio", f"must be at least 1, got {checks.error_rate.max_ratio}",
-             "e.g. `max_ratio: 1.0` (any increase shown with confidence is a regression)")
+    _check_error_rate(checks.error_rate, fail)
     if not checks.latency.quantiles or any(not 0 < q < 1 for q in checks.latency.quantiles):
         fail("deploy.canary.checks.latency.quantiles", f"must be fractions in (0, 1), got {checks.latency.quantiles}",
              "e.g. `quantiles: [0.5, 0.99]`")
@@ -425,19 +441,29 @@ def _check_semantics(cfg: Config, filename: str) -> None:
         if names.count(custom.name) > 1 or custom.name in ("error_rate", "latency", "predictions"):
             fail(f"deploy.canary.checks.custom[{i}].name", f"name {custom.name!r} is used twice",
                  "give every check its own name")
-    ni = cfg.gate.non_inferiority
-    if ni is not None and not 0.5 <= ni.confidence < 1:
-        fail("gate.non_inferiority.confidence", f"must be in [0.5, 1), got {ni.confidence}",
-             "e.g. `confidence: 0.95`")
-    for name, change in cfg.gate.champion.items():
-        for attr in ("min_absolute_change", "min_relative_change"):
-            value = getattr(change, attr)
-            if value is not None and value <= 0:
-                fail(f"gate.champion.{name}.{attr}", f"must be a positive number (MLflow's semantics), got {value}",
-                     f"remove the key to only require no regression, or e.g. `{attr}: 0.01`")
+    check_gate(cfg.gate, cfg.model, fail)
     if cfg.data.label in cfg.data.sensitive:
         fail("data.sensitive", f"the label column {cfg.data.label!r} cannot be a sensitive attribute",
              "list demographic columns such as `sensitive: [gender]`")
+
+
+def _check_error_rate(err: ErrorRateCheck, fail: Any) -> None:
+    key = "deploy.canary.checks.error_rate"
+    for name in ("margin", "step_margin"):
+        if not 0 <= getattr(err, name) < 1:
+            fail(f"{key}.{name}", f"must be in [0, 1) (a rate difference), got {getattr(err, name)}",
+                 f"e.g. `{name}: {0.001 if name == 'margin' else 0.005}` ({'0.1' if name == 'margin' else '0.5'} "
+                 "percentage points)")
+    if not 0 < err.max <= 1:
+        fail(f"{key}.max", f"must be in (0, 1], got {err.max}", "e.g. `max: 0.05` (5% on a first release)")
+    for name in ("max_ratio", "max_ratio_promote", "step_max_ratio"):
+        if getattr(err, name) < 1:
+            fail(f"{key}.{name}", f"must be at least 1, got {getattr(err, name)}",
+                 "e.g. `max_ratio: 1.0` (any increase shown with confidence is a regression)" if name == "max_ratio"
+                 else f"e.g. `{name}: {1.5 if name == 'max_ratio_promote' else 2.0}`")
+    if err.max_ratio_promote == 1 and err.margin == 0:
+        fail(f"{key}.margin", "with max_ratio_promote 1 and margin 0 no canary can ever be shown no worse",
+             "allow some margin, e.g. `margin: 0.001` or `max_ratio_promote: 1.5`")
 
 
 def lookup(cfg: Config, dotted: str) -> Any:

@@ -44,6 +44,13 @@ class ModelVersion:
         return f"models:/{self.name}/{self.version}"
 
 
+def run_of(model_uri: str) -> str | None:
+    """The run id of a ``runs:/<id>/...`` URI."""
+    if model_uri.startswith("runs:/"):
+        return model_uri[len("runs:/"):].split("/", 1)[0] or None
+    return None
+
+
 class Registry:
     def __init__(self, tracking_uri: str, model_name: str, registry_uri: str | None = None) -> None:
         self.tracking_uri = tracking_uri
@@ -187,6 +194,41 @@ class Registry:
             where=f"model-uri {model_uri}",
             fix=f"pass models:/{self.model_name}@challenger or models:/{self.model_name}/<version>",
         )
+
+    def register_challenger(self, model_uri: str, tags: dict[str, str], *, uri_tag: str) -> ModelVersion:
+        """Register (or re-use) the version, tag it with the evidence and point ``challenger`` at it.
+
+        Re-running the gate after a crash must not leave duplicate versions: a registered
+        ``models:/`` URI is the version itself, and a ``runs:/`` URI reuses a version of that run
+        whose ``uri_tag`` tag holds the same model URI.
+        """
+        prefix = f"models:/{self.model_name}"
+        run_id = run_of(model_uri)
+        existing: ModelVersion | None = None
+        if model_uri.startswith((prefix + "/", prefix + "@")):
+            existing = self.resolve(model_uri)
+        elif run_id is not None:
+            existing = self._version_of_run(run_id, model_uri, uri_tag)
+        if existing is None:
+            mv = self.register(model_uri, run_id, tags)
+        else:
+            self.set_tags(existing.version, tags)
+            mv = self.version(existing.version)
+        self.set_alias(CHALLENGER, mv.version)
+        return mv
+
+    def _version_of_run(self, run_id: str, model_uri: str, uri_tag: str) -> ModelVersion | None:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            found = self._call(self.client.search_model_versions,
+                               f"name='{self.model_name}' and run_id='{run_id}'")
+        except MlflowException:
+            return None  # no such registered model yet
+        for mv in found:
+            if (mv.tags or {}).get(uri_tag) == model_uri:
+                return self.version(str(mv.version))
+        return None
 
     def download(self, version: str, dst: Path) -> Path:
         """Copy the version's model files under ``dst``; return the directory holding MLmodel."""

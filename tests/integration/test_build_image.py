@@ -1,9 +1,12 @@
-"""build-image against real tools: docker-registry on 127.0.0.1, buildah (vfs, chroot), skopeo.
+"""build-image against real tools: docker-registry on 127.0.0.1, buildah (vfs, chroot), skopeo, pip.
 
-No Docker Hub here: the base image is busybox-static on `scratch`, pushed to the local
-registry, so the stage also pulls its base from a loopback registry. `image.install` is
-empty because that base has no python. Every stage run gets its own buildah storage
-under tmp_path, so a second build proves reproducibility rather than cache hits.
+No Docker Hub here. The image that must serve is built on the Debian Python base that
+`mlci image base` makes with debootstrap (once per machine, then cached) and pushed to the
+loopback registry; the stage resolves the model's requirements with this machine's pip and
+installs them offline, and the test runs the built image with `buildah run` and asks it for
+predictions. Tests of the build mechanics use a busybox base (`requirements: none`, no
+check: busybox has no Python). Every stage run gets its own buildah storage under tmp_path,
+so a second build proves reproducibility rather than cache hits.
 """
 
 from __future__ import annotations
@@ -16,12 +19,15 @@ import time
 from pathlib import Path
 
 import pytest
+import requests
 import yaml
-from image_registry import missing_tools, push_busybox_base, running_registry
+from image_registry import buildah, missing_tools, push_python_base, registry_with_busybox, running_image
 from mlflow_globals import mlflow_uri
 from runners import REQUIRED
 
 from mlcicd.ci.local import LocalAdapter
+from mlcicd.delivery.metrics.scrape import parse
+from mlcicd.delivery.targets.processes import free_port, wait_http_ok
 from mlcicd.runner import execute
 
 pytestmark = pytest.mark.integration
@@ -29,60 +35,84 @@ pytestmark = pytest.mark.integration
 MODEL_NAME = "Credit Risk"  # not a valid repository name: the stage must derive `credit-risk`
 SHA = "0123456789abcdef0123456789abcdef01234567"
 CI_ENV = {"GITHUB_SHA": SHA, "GITHUB_REPOSITORY": "org/demo", "GITHUB_SERVER_URL": "https://github.example"}
+FEATURES = ["age", "income", "debt_ratio"]
 
-_missing = missing_tools()
+_missing = missing_tools("debootstrap")
 if _missing:
-    _why = (f"needs {', '.join(_missing)} (apt-get install -y buildah skopeo docker-registry busybox-static; "
-            ".ci/run installs them)")
+    _why = (f"needs {', '.join(_missing)} (apt-get install -y buildah skopeo docker-registry busybox-static "
+            "debootstrap; .ci/run installs them)")
     if REQUIRED:
         pytest.fail(_why, pytrace=False)
     pytest.skip(_why, allow_module_level=True)
 
 
 @pytest.fixture(scope="module")
-def registry(tmp_path_factory):
-    with running_registry(tmp_path_factory.mktemp("registry")) as address:
-        yield address
+def open_registry(tmp_path_factory):
+    with registry_with_busybox(tmp_path_factory.mktemp("images")) as found:
+        yield found
 
 
 @pytest.fixture(scope="module")
-def base_image(registry, tmp_path_factory):
-    return push_busybox_base(registry, tmp_path_factory.mktemp("base"))
+def registry(open_registry):
+    return open_registry[0]
 
 
 @pytest.fixture(scope="module")
-def model_store(tmp_path_factory):
-    """A real sklearn model logged and registered (alias challenger) in a SQLite store."""
+def busybox_base(open_registry):
+    return open_registry[1]
+
+
+@pytest.fixture(scope="module")
+def python_base(registry, tmp_path_factory):
+    started = time.perf_counter()
+    ref = push_python_base(registry, tmp_path_factory.mktemp("python-base"))
+    print(f"\nDebian Python base ready in {time.perf_counter() - started:.1f} s: {ref}")
+    return ref
+
+
+def _log_model(home: Path, name: str, requirements: list[str] | None):
+    """A real sklearn model on named columns with an input example, registered as challenger."""
     import mlflow
     import numpy as np
+    import pandas as pd
     from sklearn.linear_model import LogisticRegression
 
     from mlcicd.registry import Registry
     from mlcicd.tracking import log_model
 
-    home = tmp_path_factory.mktemp("mlflow")
     uri = f"sqlite:///{home}/mlflow.db"
+    rng = np.random.default_rng(0)
+    x = pd.DataFrame(rng.random((80, 3)), columns=FEATURES)
+    model = LogisticRegression().fit(x, (x["age"] + x["debt_ratio"] > 1).astype(int))
     with mlflow_uri(uri):
         # Artifacts under tmp, not ./mlruns of whatever directory pytest runs in.
-        mlflow.set_experiment(experiment_id=mlflow.create_experiment("build-image",
-                                                                      artifact_location=(home / "artifacts").as_uri()))
-        rng = np.random.default_rng(0)
-        x = rng.random((60, 3))
-        model = LogisticRegression().fit(x, (x[:, 0] > 0.5).astype(int))
-        model_uri = log_model(model, pip_requirements=["scikit-learn"])
-    registry = Registry(uri, MODEL_NAME)
+        mlflow.set_experiment(experiment_id=mlflow.create_experiment(
+            "build-image", artifact_location=(home / "artifacts").as_uri()))
+        model_uri = log_model(model, input_example=x.head(3), pip_requirements=requirements)
+    registry = Registry(uri, name)
     mv = registry.register(model_uri, model_uri.split("/")[1], {})
     registry.set_alias("challenger", mv.version)
-    return uri, mv
+    return uri, mv, model
+
+
+@pytest.fixture(scope="module")
+def model_store(tmp_path_factory):
+    """Logged by mlcicd.log_model with its default pinned requirements (scikit-learn, pandas, numpy, skops)."""
+    return _log_model(tmp_path_factory.mktemp("mlflow"), MODEL_NAME, None)
+
+
+def _write_config(root: Path, uri: str, image: dict) -> Path:
+    config = {"version": 1, "data": {"label": "y"}, "mlflow": {"model_name": MODEL_NAME, "tracking_uri": uri},
+              "image": {"builder": "buildah", **image}}
+    (root / "mlci.yaml").write_text(yaml.safe_dump(config))
+    return root
 
 
 @pytest.fixture
-def project(tmp_path, registry, base_image, model_store):
-    uri, _ = model_store
-    config = {"version": 1, "data": {"label": "y"}, "mlflow": {"model_name": MODEL_NAME, "tracking_uri": uri},
-              "image": {"registry": registry, "base": base_image, "install": "", "builder": "buildah"}}
-    (tmp_path / "mlci.yaml").write_text(yaml.safe_dump(config))
-    return tmp_path
+def project(tmp_path, registry, busybox_base, model_store):
+    """Build mechanics only: busybox has no Python, so nothing is installed or checked."""
+    return _write_config(tmp_path, model_store[0], {"registry": registry, "base": busybox_base,
+                                                    "requirements": "none", "check": False})
 
 
 def _run(project: Path, storage: str = "storage", ci_env: dict[str, str] | None = None, **inputs: str):
@@ -95,74 +125,135 @@ def _run(project: Path, storage: str = "storage", ci_env: dict[str, str] | None 
     return code, result, stream.getvalue(), time.perf_counter() - start
 
 
+@pytest.fixture(scope="module")
+def served_image(tmp_path_factory, registry, python_base, model_store):
+    """The real thing: the model and its requirements on the Debian base, built and pushed once."""
+    root = _write_config(tmp_path_factory.mktemp("served"), model_store[0],
+                         {"registry": registry, "base": python_base})
+    code, result, log, seconds = _run(root)
+    assert code == 0, log
+    print(f"\nbuild-image with requirements: {seconds:.1f} s total (resolve {result.figures['resolve_seconds']} s, "
+          f"build {result.figures['build_seconds']} s, push {result.figures['push_seconds']} s)")
+    return root, result, log
+
+
 def _skopeo(*args: str) -> str:
-    return subprocess.run(["skopeo", *args], capture_output=True, text=True, check=True, timeout=120).stdout
+    return subprocess.run(["skopeo", *args], capture_output=True, text=True, check=True, timeout=300).stdout
 
 
-def _layer_members(image_ref: str, dest: Path) -> dict[str, tarfile.TarInfo]:
-    """Copy the image to an OCI layout and list every file of every layer."""
+def _layer_members(image_ref: str, dest: Path) -> tuple[dict[str, tarfile.TarInfo], dict[str, bytes]]:
+    """Copy the image to an OCI layout; every file of every layer, and the text of a few small ones."""
     _skopeo("copy", "--src-tls-verify=false", f"docker://{image_ref}", f"oci:{dest}:img")
     blobs = dest / "blobs" / "sha256"
     index = json.loads((dest / "index.json").read_text())
     manifest = json.loads((blobs / index["manifests"][0]["digest"].split(":")[1]).read_text())
     members: dict[str, tarfile.TarInfo] = {}
+    texts: dict[str, bytes] = {}
     for layer in manifest["layers"]:
         with tarfile.open(blobs / layer["digest"].split(":")[1], "r:*") as tar:
-            members.update({m.name.lstrip("./"): m for m in tar.getmembers()})
-    return members
+            for m in tar.getmembers():
+                name = m.name.lstrip("./")
+                members[name] = m
+                if name in ("opt/mlci/requirements.lock", "opt/mlci/venv/pyvenv.cfg"):
+                    texts[name] = tar.extractfile(m).read()  # type: ignore[union-attr]
+    return members, texts
 
 
-def test_builds_pushes_and_records_a_reproducible_image(project, registry, model_store, tmp_path):
-    _, mv = model_store
-    stray_db = Path.cwd() / "mlflow.db"  # where MLflow's default registry URI would point
-    had_stray_db = stray_db.exists()
-    code, result, log, seconds = _run(project)
-    assert code == 0, log
-    assert stray_db.exists() == had_stray_db
+def test_image_has_the_model_and_its_requirements_under_both_tags(served_image, registry, model_store, tmp_path):
+    root, result, log = served_image
+    uri, mv, _ = model_store
     out = result.outputs
     assert out["image"] == f"{registry}/credit-risk:v{mv.version}"
     assert out["digest"].startswith("sha256:") and len(out["digest"]) == 71
     assert out["image-ref"] == f"{registry}/credit-risk@{out['digest']}"
-    print(f"\nbuild-image: {seconds:.2f} s total, build {result.figures['build_seconds']} s, "
-          f"push {result.figures['push_seconds']} s, download {result.figures['download_seconds']} s")
+    # The model's own requirements, resolved here and installed offline in the image.
+    assert "scikit-learn==" in result.evidence["requirements_lock"]
+    assert "ml-cicd check: the model loads" in log  # the build loaded the model inside the image
 
-    info = json.loads(_skopeo("inspect", "--tls-verify=false", f"docker://{out['image']}"))
-    assert info["Digest"] == out["digest"]
+    for tag in (f"v{mv.version}", f"sha-{SHA}"):  # by model version and by git commit, one manifest
+        info = json.loads(_skopeo("inspect", "--tls-verify=false", f"docker://{registry}/credit-risk:{tag}"))
+        assert info["Digest"] == out["digest"], tag
     labels = info["Labels"]
-    assert labels["io.mlcicd.model.name"] == MODEL_NAME
-    assert labels["io.mlcicd.model.version"] == mv.version
+    assert labels["io.mlcicd.model.name"] == MODEL_NAME and labels["io.mlcicd.model.version"] == mv.version
     assert labels["io.mlcicd.model.run-id"] == mv.run_id
     assert labels["org.opencontainers.image.revision"] == SHA
     assert labels["org.opencontainers.image.source"] == "https://github.example/org/demo"
-    assert "org.opencontainers.image.created" not in labels
-    assert "io.buildah.version" not in labels  # the digest must not depend on the builder's version
+    assert "org.opencontainers.image.created" not in labels and "io.buildah.version" not in labels
 
-    config = json.loads(_skopeo("inspect", "--tls-verify=false", "--config", f"docker://{out['image-ref']}"))
-    cfg = config["config"]
-    assert cfg["User"] == "10001:10001"
-    assert "8080/tcp" in cfg["ExposedPorts"]
-    assert cfg["Entrypoint"][:3] == ["python", "-m", "mlcicd.serving"]
+    cfg = json.loads(_skopeo("inspect", "--tls-verify=false", "--config", f"docker://{out['image-ref']}"))["config"]
+    assert cfg["User"] == "10001:10001" and "8080/tcp" in cfg["ExposedPorts"]
+    assert cfg["Entrypoint"][:3] == ["/opt/mlci/venv/bin/python", "-m", "mlcicd.serving"]
     assert cfg["Entrypoint"][cfg["Entrypoint"].index("--model-name") + 1] == MODEL_NAME
-    assert "Healthcheck" not in cfg
 
-    members = _layer_members(out["image-ref"], tmp_path / "oci")
+    members, texts = _layer_members(out["image-ref"], tmp_path / "oci")
     assert "opt/ml/model/MLmodel" in members and "opt/ml/model/model.skops" in members
     assert members["opt/ml/model/MLmodel"].mode & 0o777 == 0o644 and members["opt/ml/model/MLmodel"].uid == 0
-    assert "bin/busybox" in members  # the base layer is there too
+    site = "opt/mlci/venv/lib/python3.11/site-packages"
+    assert f"{site}/sklearn/__init__.py" in members and f"{site}/mlcicd/serving/supervisor.py" in members
+    assert f"{site}/mlflow/pyfunc/__init__.py" in members
+    # mlflow-skinny serves the model's mlflow pin: no tracking server stack (Flask, SQLAlchemy, ...).
+    assert not any(n.startswith((f"{site}/flask/", f"{site}/sqlalchemy/", f"{site}/alembic/")) for n in members)
+    assert any(n.startswith(f"{site}/sklearn/__pycache__/") for n in members)  # compiled ahead, hash-based
+    assert not any(n.endswith(".whl") for n in members), "wheels must come from a bind mount, not a layer"
+    assert not any(n.startswith(f"{site}/pip/") for n in members)
+    lock = texts["opt/mlci/requirements.lock"].decode()
+    assert lock == result.evidence["requirements_lock"]
+    assert "\nmlflow-skinny==" in lock and "\nmlflow==" not in lock
+    assert all(" --hash=sha256:" in line for line in lock.splitlines() if not line.startswith("#"))
 
     from mlflow.tracking import MlflowClient
 
-    uri, _ = model_store
     tags = MlflowClient(tracking_uri=uri, registry_uri=uri).get_model_version(MODEL_NAME, mv.version).tags
-    assert tags["mlci.image.digest"] == out["digest"]
-    assert tags["mlci.image"] == out["image-ref"]
-    assert (project / "report" / "build-image.json").is_file()
+    assert tags["mlci.image.digest"] == out["digest"] and tags["mlci.image"] == out["image-ref"]
+    assert (root / "report" / "build-image.json").is_file()
 
-    # Fresh storage, fresh context, same inputs: the same manifest digest.
-    code2, result2, log2, seconds2 = _run(project, storage="storage-2")
-    assert code2 == 0, log2
-    assert result2.outputs["digest"] == out["digest"]
-    print(f"build-image again (fresh storage): {seconds2:.2f} s, same digest {out['digest'][:19]}…")
+
+def test_the_image_serves_the_model(served_image, model_store, tmp_path):
+    """The built image, run with buildah, answers /invocations with the model's own predictions."""
+    import pandas as pd
+
+    _, result, _ = served_image
+    _, mv, model = model_store
+    storage = tmp_path / "run-storage"
+    cfg = json.loads(_skopeo("inspect", "--tls-verify=false", "--config",
+                             f"docker://{result.outputs['image-ref']}"))["config"]
+    port = free_port()
+    argv = list(cfg["Entrypoint"])
+    # chroot isolation shares the host's network: loopback and a free port, not 0.0.0.0:8080.
+    argv[argv.index("--host") + 1], argv[argv.index("--port") + 1] = "127.0.0.1", str(port)
+    with running_image(storage, result.outputs["image-ref"], [*argv, "--workers", "2"], tmp_path / "image.log") as log:
+        url = f"http://127.0.0.1:{port}"
+        assert wait_http_ok(url + "/ready", 180), log.read_text()
+        assert requests.get(url + "/health", timeout=5).status_code == 200
+        assert requests.get(url + "/version", timeout=5).json() == {
+            "model_name": MODEL_NAME, "model_version": mv.version, "run_id": mv.run_id}
+        rows = pd.DataFrame([[0.9, 0.2, 0.4], [0.1, 0.5, 0.2], [0.7, 0.9, 0.8]], columns=FEATURES)
+        for _ in range(6):  # fresh connections: both workers answer
+            r = requests.post(url + "/invocations", json={"dataframe_split": rows.to_dict(orient="split")},
+                              timeout=30)
+            assert r.status_code == 200, r.text
+            assert r.json()["predictions"] == model.predict(rows).tolist()
+        metrics = parse(requests.get(url + "/metrics", timeout=5).text)
+        assert metrics.requests.get("200") == 6 and sum(metrics.predictions.values()) == 18
+        text = log.read_text()
+        assert "ready on" in text and "with 2 workers" in text and "Traceback" not in text
+
+
+def test_same_inputs_in_fresh_storage_give_the_same_digest(served_image, tmp_path):
+    root, result, _ = served_image
+    code, again, log, seconds = _run(root, storage="storage-again")
+    assert code == 0, log
+    assert again.outputs["digest"] == result.outputs["digest"]
+    print(f"build-image again (fresh storage): {seconds:.1f} s, same digest {again.outputs['digest'][:19]}…")
+
+
+def test_a_requirement_the_model_lacks_fails_the_build(tmp_path, registry, python_base):
+    """Logged without skops, the model cannot be loaded in the image: the build's check says so."""
+    uri, _, _ = _log_model(tmp_path / "mlflow", MODEL_NAME, ["scikit-learn", "pandas"])
+    root = _write_config(tmp_path, uri, {"registry": registry, "base": python_base})
+    code, result, log, _ = _run(root, tag="broken")
+    assert code == 1, log
+    assert "skops" in result.summary and result.checks[-1].name == "build"
 
 
 def test_build_only_keeps_the_image_local(project, registry):
@@ -170,10 +261,7 @@ def test_build_only_keeps_the_image_local(project, registry):
     assert code == 0, log
     assert result.outputs == {"image": f"{registry}/credit-risk:local-only", "digest": "", "image-ref": ""}
     assert result.figures["image_id"].startswith("sha256:")
-    listing = subprocess.run(
-        ["buildah", "--root", str(project / "storage" / "root"), "--runroot", str(project / "storage" / "runroot"),
-         "--storage-driver", "vfs", "images", "--format", "{{.Name}}:{{.Tag}}"],
-        capture_output=True, text=True, check=True).stdout
+    listing = buildah(project / "storage", "images", "--format", "{{.Name}}:{{.Tag}}").stdout
     assert f"{registry}/credit-risk:local-only" in listing
     missing = subprocess.run(["skopeo", "inspect", "--tls-verify=false", f"docker://{registry}/credit-risk:local-only"],
                              capture_output=True, text=True)

@@ -37,7 +37,7 @@ pytestmark = pytest.mark.integration
 
 # Fast but real: users at 60 req/s, a look every half second, two traffic steps.
 POLICY: dict[str, Any] = {
-    "steps": [20, 50], "min_requests": 60, "interval": 0.5, "duration": 45, "confidence": 0.95,
+    "steps": [20, 50], "min_requests": 60, "interval": 0.5, "duration": 45, "confidence": 0.95, "last_look": 2,
     "checks": {"error_rate": {"margin": 0.05, "max": 0.05},
                "latency": {"quantiles": [0.5, 0.9], "tolerance_pct": 50, "max_p99_ms": 1000},
                "predictions": {"mode": "observe"}},
@@ -279,6 +279,68 @@ def test_a_killed_monitor_resumes_where_traffic_is(rollout):
         assert code == 0, out
         assert rollout.answering() == {"2": 30}
     _assert_users_never_saw_router_errors(users.stats.as_dict())
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_a_cancelled_monitor_stops_within_two_seconds_leaves_traffic_and_says_how_to_go_on(rollout, sig):
+    """CI cancels a job with SIGINT (GitHub) or SIGTERM (GitLab): the monitor stops within 2 s, leaves traffic
+    where it is, writes its report (step, weight, evidence, how to resume or roll back) and exits non-zero."""
+    import json
+
+    rollout.release_champion("1")
+    rollout.write(min_requests=400)  # a long first step: the signal comes while it is being judged
+    mlci = Path(sys.executable).with_name("mlci")
+    with rollout.users() as users:
+        rollout.deploy("2")
+        log_path = rollout.root / "monitor.log"
+        with log_path.open("w") as log:
+            proc = subprocess.Popen([str(mlci), "run", "monitor-canary", "--config", str(rollout.config),
+                                     "--report-dir", str(rollout.root / "report")], stdout=log,
+                                    stderr=subprocess.STDOUT,
+                                    env={**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "MLCI_CI": "local"})
+            _wait(lambda: log_path.read_text().count("| progress:") >= 2, timeout=60)  # judging, with progress
+            weight = rollout.target().state().canary_weight
+            sent = time.monotonic()
+            proc.send_signal(sig)
+            code = proc.wait(10)
+            took = time.monotonic() - sent
+        out = log_path.read_text()
+        print(f"\n{sig.name}: the monitor ended {took:.2f} s after the signal with exit code {code}")
+        assert took < 2.0, out
+        assert code == 3, out  # inconclusive: no decision, never a pass
+        assert rollout.target().state().canary_weight == weight == 20  # traffic left where it was
+        report = json.loads((rollout.root / "report" / "monitor-canary.json").read_text())
+        assert report["verdict"] == "inconclusive" and report["outputs"]["decision"] == "hold"
+        assert report["figures"]["cancelled"] == sig.name and report["figures"]["canary_weight"] == 20
+        assert report["figures"]["steps"][-1] == {**report["figures"]["steps"][-1], "index": 0, "weight": 20,
+                                                   "outcome": "cancelled"}
+        summary = report["summary"]
+        assert f"cancelled by {sig.name}" in summary and "at step 1/2 with the canary at 20% of traffic" in summary
+        assert "re-run monitor-canary" in summary and "mlci run rollback" in summary
+        assert {c["name"] for c in report["checks"]} >= {"cancelled", "error_rate", "latency"}  # the evidence so far
+        assert report["evidence"]["timeline"]
+        # Resuming: a re-run continues at the step traffic is at and decides.
+        rollout.write()  # the usual 60 canary requests a step
+        code, result, out = rollout.stage("monitor-canary")
+        assert code == 0, out
+        assert result is not None and result.figures["resumed_at_step"] == 0
+    _assert_users_never_saw_router_errors(users.stats.as_dict())
+
+
+def test_deploy_canary_says_at_once_when_the_bake_is_too_short_naming_the_duration_to_set(rollout):
+    rollout.release_champion("1")
+    rollout.write(duration=20)
+    with rollout.users():
+        code, result, log = rollout.stage("deploy-canary", model_uri=f"models:/{rollout.model_name}/2")
+        assert code == 0, log
+    assert result is not None
+    plan = next(c for c in result.checks if c.name == "bake_plan")
+    assert plan.status.value == "warn", plan.message
+    assert plan.message.startswith("deploy.canary.duration is 20 s, but a healthy canary needs about")
+    assert f"set deploy.canary.duration: {plan.expected:.0f}" in plan.message
+    assert "req/s" in plan.message  # measured on the stable's live traffic
+    assert result.figures["plan"]["rps"] == pytest.approx(60, rel=0.5)
+    assert "WARNING: deploy-canary: bake_plan: deploy.canary.duration is 20 s" in log  # annotated in the deploy job
 
 
 def test_registry_outage_during_promote_converges_on_rerun(mlflow_server, mlflow_project, tmp_path, reaper,

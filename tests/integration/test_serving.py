@@ -1,4 +1,9 @@
-"""The model server as a real process: protocol, metrics, errors, graceful SIGTERM."""
+"""The model server as a real process: protocol, metrics, errors, graceful SIGTERM, worker processes.
+
+The shared server runs two workers (whatever this machine's core count), so every protocol
+test also goes through the supervisor's shared socket and the merged metrics; lifecycle
+tests run both shapes, one process and a supervisor with workers.
+"""
 
 from __future__ import annotations
 
@@ -9,15 +14,15 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 import requests
+from serving_process import Server, start_server, stop_server
 
 from mlcicd.delivery.metrics.scrape import parse
-from mlcicd.delivery.targets.processes import free_port, wait_http_ok
+from mlcicd.delivery.targets.processes import free_port
 
 if TYPE_CHECKING:
     from mlflow_project import MlflowProject
@@ -26,48 +31,9 @@ pytestmark = pytest.mark.integration
 FEATURES = ["f0", "f1", "f2", "f3"]  # the columns of conftest's training frame
 
 
-@dataclass
-class Server:
-    proc: subprocess.Popen[bytes]
-    url: str
-    port: int
-    log: Path
-    startup_seconds: float
-
-    def log_text(self) -> str:
-        return self.log.read_text(errors="replace")
-
-
-def start_server(project: MlflowProject, version: str, log: Path, *extra: str) -> Server:
-    port = free_port()
-    mv = next(v for v in project.versions if v.version == version)
-    argv = [sys.executable, "-m", "mlcicd.serving", "--model-dir", str(project.model_dir(version)),
-            "--port", str(port), "--model-name", project.model_name, "--model-version", version,
-            "--run-id", mv.run_id or "", *extra]
-    started = time.monotonic()
-    with log.open("wb") as fh:
-        proc = subprocess.Popen(argv, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    if not wait_http_ok(url + "/ready", 60, pid=proc.pid):
-        proc.kill()
-        proc.wait(5)
-        pytest.fail(f"server did not become ready:\n{log.read_text(errors='replace')}")
-    return Server(proc, url, port, log, time.monotonic() - started)
-
-
-def stop_server(server: Server) -> None:
-    if server.proc.poll() is None:
-        server.proc.send_signal(signal.SIGTERM)
-        try:
-            server.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            server.proc.kill()
-            server.proc.wait(5)
-
-
 @pytest.fixture(scope="module")
 def server(mlflow_project: MlflowProject, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    srv = start_server(mlflow_project, "1", tmp_path_factory.mktemp("serving") / "server.log")
+    srv = start_server(mlflow_project, "1", tmp_path_factory.mktemp("serving") / "server.log", "--workers", "2")
     print(f"\nmodel server ready {srv.startup_seconds:.2f} s after start")
     try:
         yield srv
@@ -172,8 +138,10 @@ def test_refuses_a_non_loopback_host(mlflow_project: MlflowProject) -> None:
     assert "--allow-remote" in out.stderr
 
 
-def test_sigterm_finishes_in_flight_requests_then_exits_zero(mlflow_project: MlflowProject, tmp_path: Path) -> None:
-    srv = start_server(mlflow_project, "2", tmp_path / "server.log")
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_sigterm_finishes_in_flight_requests_then_exits_zero(mlflow_project: MlflowProject, tmp_path: Path,
+                                                             workers: str) -> None:
+    srv = start_server(mlflow_project, "2", tmp_path / "server.log", "--workers", workers)
     try:
         body = json.dumps({"dataframe_records": mlflow_project.rows[:5]}).encode()
         head = (f"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
@@ -203,11 +171,13 @@ def test_sigterm_finishes_in_flight_requests_then_exits_zero(mlflow_project: Mlf
         stop_server(srv)
 
 
-def test_a_model_that_cannot_load_exits_non_zero_with_the_reason(tmp_path: Path) -> None:
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_a_model_that_cannot_load_exits_non_zero_with_the_reason(tmp_path: Path, workers: str) -> None:
     port = free_port()
     with (tmp_path / "server.log").open("wb") as fh:
         proc = subprocess.Popen([sys.executable, "-m", "mlcicd.serving", "--model-dir", str(tmp_path / "missing"),
-                                 "--port", str(port), "--model-name", "m", "--model-version", "9"],
+                                 "--port", str(port), "--model-name", "m", "--model-version", "9",
+                                 "--workers", workers],
                                 stdout=fh, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         assert proc.wait(60) == 1
@@ -216,3 +186,4 @@ def test_a_model_that_cannot_load_exits_non_zero_with_the_reason(tmp_path: Path)
             proc.kill()
     log = (tmp_path / "server.log").read_text()
     assert "could not load the model" in log and str(tmp_path / "missing") in log
+    assert log.count("could not load the model") == 1  # said once, not once per worker

@@ -74,8 +74,10 @@ class Consumer:
             (shutil.copytree if src.is_dir() else shutil.copy2)(src, root / name)
         cfg = yaml.safe_load((root / "mlci.yaml").read_text())
         cfg["mlflow"] = {"model_name": model_name, "tracking_uri": tracking_uri}
-        # busybox base: no python inside, so nothing to install; the local target never runs the image.
-        cfg["image"] = {"registry": registry, "base": base_image, "install": "", "builder": "buildah"}
+        # busybox base: no python inside, so nothing to install or check; the local target never runs
+        # the image (tests/integration/test_build_image.py builds and runs one that serves).
+        cfg["image"] = {"registry": registry, "base": base_image, "builder": "buildah", "requirements": "none",
+                        "check": False}
         cfg["deploy"]["local"] = {"port": port, "state_dir": str(state_dir)}
         (root / "mlci.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
         git(root, "init", "-q", "-b", "main")

@@ -1,18 +1,23 @@
-"""A real image registry (docker-registry on 127.0.0.1) and a local base image, for tests.
+"""A real image registry (docker-registry on 127.0.0.1) and local base images, for tests.
 
-No Docker Hub here: the base image is busybox-static on `scratch`, built with buildah (vfs
-storage, chroot isolation) and pushed to the loopback registry, so builds pull their base
-from a registry as they would in production.
+No Docker Hub here: base images are made locally and pushed to the loopback registry, so
+builds pull their base from a registry as they would in production. busybox-static on
+`scratch` (buildah, vfs storage, chroot isolation) is enough to test the build mechanics;
+the Debian Python base (`mlci image base`, debootstrap, cached per machine) serves a model.
+A registry with `users` wants HTTP basic auth (htpasswd, bcrypt), as ECR, GHCR and GitLab do.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
+import signal
 import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import requests
 import yaml
@@ -23,8 +28,8 @@ BUSYBOX = Path("/bin/busybox")
 TOOLS = ("buildah", "skopeo", "docker-registry")
 
 
-def missing_tools() -> list[str]:
-    return [t for t in TOOLS if shutil.which(t) is None] + ([] if BUSYBOX.is_file() else ["busybox-static"])
+def missing_tools(*extra: str) -> list[str]:
+    return [t for t in (*TOOLS, *extra) if shutil.which(t) is None] + ([] if BUSYBOX.is_file() else ["busybox-static"])
 
 
 def buildah(storage: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -34,12 +39,19 @@ def buildah(storage: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 @contextlib.contextmanager
-def running_registry(home: Path) -> Iterator[str]:
+def running_registry(home: Path, users: dict[str, str] | None = None) -> Iterator[str]:
     """docker-registry on a free loopback port with filesystem storage; yields host:port; stopped by PID."""
     home.mkdir(parents=True, exist_ok=True)
     port = free_port()
-    config = {"version": 0.1, "log": {"level": "warn"}, "http": {"addr": f"127.0.0.1:{port}"},
-              "storage": {"filesystem": {"rootdirectory": str(home / "data")}}}
+    config: dict[str, Any] = {"version": 0.1, "log": {"level": "warn"}, "http": {"addr": f"127.0.0.1:{port}"},
+                              "storage": {"filesystem": {"rootdirectory": str(home / "data")}}}
+    if users:
+        import bcrypt
+
+        (home / "htpasswd").write_text("".join(
+            f"{user}:{bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=4)).decode()}\n"
+            for user, password in users.items()))
+        config["auth"] = {"htpasswd": {"realm": "mlci-test", "path": str(home / "htpasswd")}}
     (home / "config.yml").write_text(yaml.safe_dump(config))
     log = (home / "registry.log").open("w")
     proc = subprocess.Popen(["docker-registry", "serve", str(home / "config.yml")], stdout=log,
@@ -48,7 +60,7 @@ def running_registry(home: Path) -> Iterator[str]:
         deadline = time.monotonic() + 15
         while True:
             try:
-                if requests.get(f"http://127.0.0.1:{port}/v2/", timeout=1).status_code == 200:
+                if requests.get(f"http://127.0.0.1:{port}/v2/", timeout=1).status_code in (200, 401):
                     break
             except requests.ConnectionError:
                 pass
@@ -65,6 +77,13 @@ def running_registry(home: Path) -> Iterator[str]:
         log.close()
 
 
+@contextlib.contextmanager
+def registry_with_busybox(home: Path) -> Iterator[tuple[str, str]]:
+    """An open registry holding the busybox base: (host:port, base image reference)."""
+    with running_registry(home / "registry") as address:
+        yield address, push_busybox_base(address, home / "base")
+
+
 def push_busybox_base(registry: str, work: Path) -> str:
     """Build busybox on scratch and push it to ``registry``; return its reference."""
     rootfs = work / "ctx" / "rootfs"
@@ -79,3 +98,40 @@ def push_busybox_base(registry: str, work: Path) -> str:
             str(work / "ctx"))
     buildah(work, "push", "--tls-verify=false", ref, f"docker://{ref}")
     return ref
+
+
+def push_python_base(registry: str, storage: Path) -> str:
+    """The Debian Python base image (debootstrap once per machine, then cached) pushed to ``registry``."""
+    from mlcicd.images import base
+
+    env = {**os.environ, "MLCI_BUILDAH_ROOT": str(storage)}
+    archive = base.ensure_archive(base.BaseSpec(), base.cache_dir(env), env, lambda line: None)
+    pinned = base.publish(archive, base.BaseSpec(), registry, env, lambda line: None, tls_verify=False)
+    return pinned
+
+
+@contextlib.contextmanager
+def running_image(storage: Path, image_ref: str, argv: list[str], log_path: Path) -> Iterator[Path]:
+    """Run ``argv`` in a container of ``image_ref`` (buildah, chroot isolation: the host's network).
+
+    Yields the log file. The container's processes run in a session of their own, stopped
+    through its process group (the leader is the buildah process we started) and then removed.
+    """
+    container = buildah(storage, "from", "--tls-verify=false", "--pull-always", image_ref).stdout.strip()
+    argv_run = ["buildah", "--root", str(storage / "root"), "--runroot", str(storage / "runroot"),
+                "--storage-driver", "vfs", "run", "--isolation", "chroot", container, "--", *argv]
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(argv_run, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        yield log_path
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=40)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+        subprocess.run(["buildah", "--root", str(storage / "root"), "--runroot", str(storage / "runroot"),
+                        "--storage-driver", "vfs", "rm", container], capture_output=True, timeout=120)

@@ -4,6 +4,7 @@ import json
 import math
 from dataclasses import dataclass, field, replace
 
+import numpy as np
 import pytest
 
 from mlcicd.config import (
@@ -69,14 +70,14 @@ class Bake:
     looks: list[Look] = field(default_factory=list)
 
     def look(self, weight: int = 10, *, canary_ok: bool = True, stable_ok: bool = True, final: bool = False,
-             custom: dict | None = None):
+             custom: dict | None = None, step: int = 0, last_look: bool = False):
         n = self.rate * self.interval
         share = 1.0 if self.first_release else weight / 100
         self.canary.serve(n * share)
         self.stable.serve(n * (1 - share))
         stable = None if self.first_release or not stable_ok else self.stable.snapshot()
         self.looks.append(Look(self.interval * (len(self.looks) + 1), self.canary.snapshot() if canary_ok else None,
-                               stable, weight, custom or {}))
+                               stable, weight, custom or {}, step=step, last_look=last_look))
         return judge(self.looks, self.policy, first_release=self.first_release, final=final)
 
     def until(self, *decisions: str, limit: int = 180, **kwargs):
@@ -295,3 +296,78 @@ def test_evidence_is_json_serialisable_and_names_its_confidence():
 @pytest.mark.parametrize(("q", "expected"), [(0.5, 0.0075), (0.99, 0.00995)])
 def test_quantile_interpolates_inside_bucket(q, expected):
     assert quantile_from_buckets({0.005: 0, 0.01: 100, float("inf"): 100}, q) == pytest.approx(expected)
+
+
+STEPS = replace(POLICY, steps=[10, 20, 30, 40, 50])
+
+
+def _walk(bake: Bake, regress_at: int | None, error_rate: float = 0.02, limit: int = 400):
+    """Walk the steps like the monitor (a step passes on promote); the canary turns bad at step ``regress_at``."""
+    step, steps_passed = 0, []
+    for _ in range(limit):
+        if regress_at is not None and step >= regress_at:
+            bake.canary.error_rate = error_rate
+        j = bake.look(STEPS.steps[step], step=step)
+        if j.decision == "promote":
+            steps_passed.append(step)
+            if step == len(STEPS.steps) - 1:
+                return j, steps_passed
+            step += 1
+        elif j.decision != "continue":
+            return j, steps_passed
+    raise AssertionError("no decision")
+
+
+@pytest.mark.parametrize("start", [1, 2, 3, 4])
+def test_a_regression_that_starts_at_a_later_step_stops_the_walk_there_and_is_rolled_back(start):
+    j, passed = _walk(Bake(policy=STEPS), regress_at=start)
+    assert j.decision == "rollback" and j.reason.startswith("error rate: canary")
+    assert max(passed, default=-1) < start  # the regressed step never passed
+    # The bound in the message comes from the test that rejected: above 1, and on which evidence.
+    ev = _metric(j, "error_rate").evidence
+    assert ev["ratio_lower"] > 1.0
+    assert f"since step {start + 1} began" in j.reason
+
+
+def test_each_step_shows_its_own_claim_and_the_last_one_the_promote_margin_on_all_traffic():
+    j, passed = _walk(Bake(policy=STEPS), regress_at=None, error_rate=0.01)
+    assert j.decision == "promote" and passed == [0, 1, 2, 3, 4]
+    ev = _metric(j, "error_rate").evidence
+    assert ev["step_claim"]["shown"] and ev["promote_claim"]["shown"]
+    assert ev["step_claim"]["on"].startswith("the last step's")
+    assert ev["promote_claim"]["on"].startswith("all ")
+    assert "max(" not in ev["promote_claim"]["margin"] and "whichever is larger" in ev["step_claim"]["margin"]
+
+
+def test_the_last_look_restarts_the_rollback_test_for_a_regression_after_promote_readiness():
+    bake = Bake(policy=STEPS)
+    j, _ = _walk(bake, regress_at=None, error_rate=0.01)
+    assert j.decision == "promote"
+    bake.canary.error_rate = 0.03  # turns bad right after the last step showed promote
+    decisions = [bake.look(50, step=4, last_look=True).decision for _ in range(30)]
+    assert "rollback" in decisions and decisions.index("rollback") < 12
+
+
+def test_segment_restarts_keep_the_false_rollback_rate_over_every_step_and_look():
+    """Five steps at growing weights, a look every 10 s, a restart at every step and the last look:
+    the combined e-process of a healthy canary still crosses at most alpha of the time."""
+    from mlcicd.delivery import sequential as seq
+    from mlcicd.delivery.looks import Segments
+
+    rng = np.random.default_rng(3)
+    steps = np.repeat(np.arange(6), 30)  # 5 steps and the last look, 30 looks each
+    weights = np.r_[[0.1, 0.2, 0.3, 0.4, 0.5], 0.5][steps]
+    segments = Segments.of(np.minimum(steps, 4), steps == 5, 5)
+    index = np.arange(len(steps))
+    starts = segments.starts(index)
+    alpha, crossed = 0.03, 0
+    for _ in range(400):
+        n = rng.poisson(1000, len(steps))
+        nc = rng.binomial(n, weights)
+        xc, xs = rng.binomial(nc, 0.01), rng.binomial(n - nc, 0.01)
+        cum = seq.ratio_log_lr(xc, xs, nc, n - nc, 1.0, cache=False)
+        per = np.stack([seq.logsumexp(cum - (cum[row - 1] if row else 0.0) + seq.DETECT.log_weights)
+                        for row, _ in starts])
+        crossed += bool((segments.combine(per, starts, index) >= seq.log_threshold(alpha)).any())
+    assert crossed / 400 <= alpha + 0.025
+    assert sum(segments.weight(k) for k in range(6)) == pytest.approx(1.0)

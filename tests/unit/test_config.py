@@ -19,6 +19,9 @@ def test_minimal_config_gets_defaults():
     assert cfg.deploy.canary.weight == 10
     assert cfg.mlflow.tracking_uri == "sqlite:///.mlci/mlflow.db"
     assert cfg.gate.non_inferiority is not None and cfg.gate.non_inferiority.margin == 0.01
+    err = cfg.deploy.canary.checks.error_rate
+    assert (err.max_ratio_promote, err.margin, err.step_max_ratio, err.step_margin) == (1.5, 0.001, 2.0, 0.005)
+    assert cfg.deploy.canary.duration == 1800 and cfg.deploy.canary.last_look == 120
 
 
 def test_example_config_loads():
@@ -72,6 +75,16 @@ def test_example_config_loads():
         # The section moved under sources: the error names the new key.
         ({**MINIMAL, "deploy": {"canary": {"prometheus": {"url": "http://p:9090"}}}}, "deploy.canary.prometheus",
          "deploy.canary.sources.prometheus"),
+        ({**MINIMAL, "deploy": {"canary": {"checks": {"error_rate": {"margin": 1}}}}},
+         "deploy.canary.checks.error_rate.margin", "margin: 0.001"),
+        ({**MINIMAL, "deploy": {"canary": {"checks": {"error_rate": {"max_ratio_promote": 0.9}}}}},
+         "deploy.canary.checks.error_rate.max_ratio_promote", "max_ratio_promote: 1.5"),
+        ({**MINIMAL, "deploy": {"canary": {"checks": {"error_rate": {"max_ratio_promote": 1, "margin": 0}}}}},
+         "deploy.canary.checks.error_rate.margin", "margin: 0.001"),
+        ({**MINIMAL, "deploy": {"canary": {"checks": {"error_rate": {"step_margin": -0.1}}}}},
+         "deploy.canary.checks.error_rate.step_margin", "step_margin: 0.005"),
+        ({**MINIMAL, "deploy": {"canary": {"last_look": -5}}}, "deploy.canary.last_look", "last_look: 120"),
+        ({**MINIMAL, "deploy": {"canary": {"expected_rps": 0}}}, "deploy.canary.expected_rps", "expected_rps: 50"),
     ],
 )
 def test_bad_config_names_key_and_fix(raw, where, fix):

@@ -107,3 +107,20 @@ def test_limits_come_from_config():
     strict = QualityConfig(max_missing_pct=1)
     assert by_name(quality.missing(df, strict))["quality:missing:income"].status is Status.FAIL
     assert by_name(quality.missing(df, CFG))["quality:missing:income"].status is Status.PASS
+
+
+def test_duplicate_count_equals_pandas_on_awkward_values():
+    """NaN equals NaN, -0.0 equals 0.0, text and categories: the narrowing count is pandas' exact count."""
+    rng = np.random.default_rng(3)
+    for seed in range(20):
+        rng = np.random.default_rng(seed)
+        n = int(rng.integers(1, 12_000))
+        df = pd.DataFrame({
+            "f": rng.choice([0.0, -0.0, np.nan, 1.5, 2.5], n),
+            "g": rng.normal(size=n).round(int(rng.integers(0, 3))),
+            "i": rng.integers(0, 3, n),
+            "s": pd.Series(rng.choice(["a", "b", None], n), dtype="str"),
+            "c": pd.Categorical(rng.choice(["x", "y"], n)),
+            "b": rng.integers(0, 2, n).astype(bool),
+        })
+        assert quality._count_duplicates(df) == int(df.duplicated().sum()), seed

@@ -1,8 +1,7 @@
-"""Dockerfile and build-context rendering, image settings, builder argv and builder selection."""
+"""Build context, image settings, builder argv and builder selection (the Dockerfile: test_image_dockerfile)."""
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from pathlib import Path
@@ -23,72 +22,14 @@ from mlcicd.images.builders import (
 from mlcicd.images.context import (
     check_base_image,
     default_repository,
-    entrypoint,
     find_model_dir,
     image_settings,
     oci_labels,
     prepare_context,
     registry_of,
-    render_dockerfile,
 )
 
 NASTY = 'x"; rm -rf / #\nRUN echo pwned $HOME `id`'
-
-
-def _dockerfile(install: str = "pip install ml-cicd", name: str = "credit-risk") -> str:
-    return render_dockerfile(base="python:3.11-slim", install=install, entry=entrypoint(name, "3", "abc123"))
-
-
-def _instruction(text: str, keyword: str) -> list[str]:
-    lines = [line for line in text.splitlines() if line.startswith(keyword + " ")]
-    assert len(lines) == 1, text
-    return list(json.loads(lines[0][len(keyword) + 1 :]))
-
-
-def test_dockerfile_shape():
-    text = _dockerfile()
-    lines = text.splitlines()
-    assert lines[1] == "FROM docker.io/library/python:3.11-slim"
-    assert "COPY model/ /opt/ml/model/" in lines
-    assert "USER 10001:10001" in lines and "EXPOSE 8080" in lines
-    assert "HEALTHCHECK" not in text and "LABEL" not in text and "ARG" not in text
-    # The install runs as root, before the switch to the unprivileged user.
-    assert lines.index("USER 10001:10001") > next(i for i, line in enumerate(lines) if line.startswith("RUN "))
-    assert _instruction(text, "RUN") == ["/bin/sh", "-c", "pip install ml-cicd"]
-    assert _instruction(text, "ENTRYPOINT") == [
-        "python", "-m", "mlcicd.serving", "--model-dir", "/opt/ml/model", "--host", "0.0.0.0", "--allow-remote",
-        "--port", "8080", "--model-name", "credit-risk", "--model-version", "3", "--run-id", "abc123"]
-
-
-def test_dockerfile_is_deterministic():
-    assert _dockerfile() == _dockerfile()
-    assert _dockerfile().encode() == _dockerfile().encode()
-
-
-def test_empty_install_has_no_run_step():
-    assert "RUN" not in _dockerfile(install="  ")
-
-
-def test_user_strings_cannot_add_instructions_or_expand():
-    text = _dockerfile(install=NASTY, name=NASTY)
-    assert len(text.splitlines()) == len(_dockerfile().splitlines())  # nothing spilled onto a new line
-    assert _instruction(text, "RUN") == ["/bin/sh", "-c", NASTY]
-    entry = _instruction(text, "ENTRYPOINT")
-    assert entry[entry.index("--model-name") + 1] == NASTY
-    # `$` survives only inside exec-form JSON, which Dockerfile parsers neither expand nor split
-    # (checked with buildah: the image's Entrypoint keeps the value verbatim).
-    assert all(line.startswith(("RUN [", "ENTRYPOINT [")) for line in text.splitlines() if "$HOME" in line)
-    assert json.dumps(NASTY, ensure_ascii=True) in text
-
-
-def test_entrypoint_without_run_id():
-    assert "--run-id" not in entrypoint("m", "1", None)
-
-
-@pytest.mark.parametrize("bad", ["python:3.11\nRUN id", "-v", "a b", "img$X", '"quoted"', ""])
-def test_base_image_is_validated(bad):
-    with pytest.raises(UsageError, match=r"image\.base"):
-        render_dockerfile(base=bad, install="", entry=["x"])
 
 
 @pytest.mark.parametrize(("base", "expected"), [
@@ -223,6 +164,20 @@ def test_buildah_argv(tmp_path):
     push = StorageBuilder().push_argv("buildah", req)
     assert "--tls-verify=false" in push and push[-2:] == ["127.0.0.1:5000/m:v1", "docker://127.0.0.1:5000/m:v1"]
     assert "--digestfile" in push
+
+
+def test_every_tag_is_built_and_pushed(tmp_path):
+    req = _request(tmp_path, also=("127.0.0.1:5000/m:sha-abc",))
+    argv = StorageBuilder().build_argv("buildah", req)
+    assert [argv[i + 1] for i, a in enumerate(argv) if a == "-t"] == ["127.0.0.1:5000/m:v1", "127.0.0.1:5000/m:sha-abc"]
+    push = StorageBuilder().push_argv("buildah", req, "127.0.0.1:5000/m:sha-abc")
+    first = StorageBuilder().push_argv("buildah", req)
+    assert push[-1] == "docker://127.0.0.1:5000/m:sha-abc"
+    assert push[push.index("--digestfile") + 1] != first[first.index("--digestfile") + 1]  # compared afterwards
+    buildx = DockerBuildxBuilder().build_argv("docker", req)
+    names = '"name=127.0.0.1:5000/m:v1,127.0.0.1:5000/m:sha-abc"'
+    assert buildx[buildx.index("--output") + 1].startswith(f"type=image,{names}")
+    assert buildx.count("--tag") == 2
 
 
 def test_storage_builders_use_the_default_storage_without_a_root(tmp_path):

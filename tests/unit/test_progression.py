@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from mlcicd.config import parse_config
+from mlcicd.delivery import progression
 from mlcicd.delivery.metrics.base import MeasurementError, Snapshot
 from mlcicd.delivery.progression import CHECKPOINT_TAG, DECISION_TAG, CanaryAnalysis, resume_step
 from mlcicd.delivery.targets.base import Backend, Release, TargetState
@@ -101,12 +102,21 @@ def _policy(**canary: Any) -> Any:
 
 
 def _analysis(target: FakeTarget, source_kw: dict[str, Any] | None = None, registry: FakeRegistry | None = None,
-              **policy: Any) -> tuple[CanaryAnalysis, TrafficSource, list[str]]:
+              stop_after: int | None = None, **policy: Any) -> tuple[CanaryAnalysis, TrafficSource, list[str]]:
     clock = Clock()
     source = TrafficSource(target, clock, last=clock.now, **(source_kw or {}))
     log: list[str] = []
+    sleeps = [0]
+
+    def sleep(seconds: float) -> None:
+        sleeps[0] += 1
+        clock.sleep(seconds)
+
+    def stopped() -> str | None:  # a CI cancellation arriving during the n-th sleep
+        return "SIGTERM" if stop_after is not None and sleeps[0] >= stop_after else None
+
     analysis = CanaryAnalysis(target, source, _policy(**policy), registry or FakeRegistry(),  # type: ignore[arg-type]
-                              log=log.append, clock=clock, sleep=clock.sleep)
+                              log=log.append, clock=clock, sleep=sleep, stopped=stopped)
     return analysis, source, log
 
 
@@ -124,6 +134,63 @@ def test_a_healthy_canary_walks_every_step_then_is_promote_ready():
     assert all(s.canary_requests >= 100 for s in result.steps)
     assert target.canary_weight == 50  # the promote stage moves the rest
     assert any("step 2/2: canary at 50%" in line for line in log)
+    # Progress toward what the bake plan says each step needs, at every look.
+    progress = [line for line in log if "| progress:" in line]
+    assert progress and all("canary requests" in line for line in progress)
+    assert result.plan is not None and result.plan.rps == pytest.approx(200, rel=0.05)
+
+
+def test_after_the_last_step_the_monitor_keeps_looking_before_it_is_promote_ready():
+    target = FakeTarget()
+    analysis, _, log = _analysis(target, last_look=60)
+    result = analysis.run(target.state())
+    assert result.decision == "promote"
+    began = next(i for i, line in enumerate(log) if line.startswith("last look:"))
+    assert "watching 60 s more" in log[began]
+    assert sum(1 for lk in result.looks if lk.last_look) == 60 / 5  # a look every 5 s for 60 s
+    assert result.looks[-1].elapsed - next(lk.elapsed for lk in result.looks if lk.last_look) >= 55
+
+
+def test_a_regression_in_the_last_look_is_rolled_back():
+    target = FakeTarget()
+    analysis, source, _ = _analysis(target, last_look=120)
+    real_read = source.read
+
+    def read(backend: Backend) -> Snapshot:
+        if any(lk.last_look for lk in analysis_looks):  # the canary turns bad once the last look began
+            source.canary_error_rate = 0.1
+        return real_read(backend)
+
+    analysis_looks: list[Any] = []
+    source.read = read  # type: ignore[method-assign]
+    original_judge = progression.judge
+
+    def spy(looks: Any, *args: Any, **kw: Any) -> Any:
+        analysis_looks[:] = looks
+        return original_judge(looks, *args, **kw)
+
+    progression.judge = spy  # type: ignore[assignment]
+    try:
+        result = analysis.run(target.state())
+    finally:
+        progression.judge = original_judge  # type: ignore[assignment]
+    assert result.decision == "rollback" and result.looks[-1].last_look
+    assert target.weights[-1] == 0
+
+
+@pytest.mark.parametrize("stop_after", [1, 4, 12])
+def test_a_cancelled_walk_stops_at_once_and_leaves_traffic_where_it_is(stop_after):
+    target = FakeTarget()
+    registry = FakeRegistry()
+    analysis, _, log = _analysis(target, registry=registry, stop_after=stop_after)
+    result = analysis.run(target.state())
+    assert result.cancelled == "SIGTERM"
+    assert 0 not in target.weights  # never taken out of (or put back into) traffic by the cancellation
+    assert result.weight == target.canary_weight == target.weights[-1]
+    assert result.steps[-1].outcome == "cancelled"
+    assert DECISION_TAG not in registry.tags and CHECKPOINT_TAG in registry.tags  # a re-run resumes
+    assert len(result.looks) == stop_after - 1
+    assert any("stopping the analysis; traffic stays at" in line for line in log)
 
 
 def test_a_bad_canary_is_taken_out_of_traffic_at_once():

@@ -54,3 +54,46 @@ def test_one_request_per_row_by_default(endpoint):
     assert sum(probe_versions(endpoint, [{"a": 1.0}, {"a": 2.0}]).codes.values()) == 2
     with pytest.raises(ValueError, match="no rows"):
         probe_versions(endpoint, [])
+
+
+class _ClosesSecondRequest(BaseHTTPRequestHandler):
+    """Keep-alive server that drops the connection on the second request, as a reloading proxy does."""
+
+    protocol_version = "HTTP/1.1"
+    count = 0
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers["Content-Length"]))
+        type(self).count += 1
+        if type(self).count == 2:
+            self.close_connection = True
+            self.connection.shutdown(2)
+            return
+        self.send_response(200)
+        self.send_header("X-Model-Version", "1")
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"{}")
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_load_generator_resends_once_when_a_kept_alive_connection_closes_and_counts_it():
+    _ClosesSecondRequest.count = 0
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _ClosesSecondRequest)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        from mlcicd.delivery.traffic import LoadGenerator
+
+        gen = LoadGenerator(f"http://127.0.0.1:{server.server_address[1]}", [{"a": 1.0}],
+                            rate=200, workers=1, max_requests=5)
+        gen.start()
+        for t in gen._threads:
+            t.join(timeout=10)
+        stats = gen.stats.as_dict()
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert stats["codes"] == {"200": 5} and stats["connection_errors"] == 0
+    assert stats["resent"] == 1

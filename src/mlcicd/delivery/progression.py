@@ -3,9 +3,16 @@
 One run walks ``deploy.canary.steps`` (e.g. 5% → 25% → 50%): at each step the target
 shifts traffic, then the monitor reads both backends every ``interval`` seconds and asks
 the judge (:mod:`mlcicd.delivery.analysis`) about everything seen since the analysis
-began. A step is passed when the judge says promote and the step itself saw
-``min_requests`` canary requests; after the last step the canary is promote-ready.
-A rollback decision takes the canary out of traffic at once.
+began. A step is passed when the judge says promote (its claims shown on the step's own
+traffic) and the step itself saw ``min_requests`` canary requests. After the last step the
+monitor keeps looking for ``last_look`` seconds (a regression that starts late is tested on
+its own restart), then the canary is promote-ready. A rollback decision takes the canary
+out of traffic at once. Each look logs the progress toward what the bake plan
+(:mod:`.planner`) says the step's claims need.
+
+Cancellation (CI sends SIGINT or SIGTERM): ``sleep`` is expected to return early and
+``stopped`` to name the signal; the walk then stops at once, leaves traffic where it is
+and returns what it has, so the stage can report how to resume or roll back.
 
 Resumable: the step comes from the target's actual canary weight, and the time budget from
 a checkpoint kept on the canary's model version in the registry, so a monitor re-run after
@@ -22,7 +29,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mlcicd.config import CanaryPolicy
+from mlcicd.delivery import planner
 from mlcicd.delivery.analysis import Judgement, Look, MetricResult, judge
+from mlcicd.delivery.histograms import histogram_total
 from mlcicd.delivery.metrics.base import MeasurementError, MetricSource, Snapshot
 from mlcicd.delivery.targets.base import Backend, Target, TargetState
 from mlcicd.registry import Registry
@@ -51,6 +60,9 @@ class Analysis:
     # Seconds from the rollback decision until the router sent nothing more to the canary.
     traffic_off_seconds: float | None = None
     timeline: list[dict[str, Any]] = field(default_factory=list)
+    plan: planner.Plan | None = None  # what the current step's claims need, at the traffic seen
+    cancelled: str | None = None  # the signal that stopped the walk (traffic left where it was)
+    weight: int | None = None  # the canary's weight when the walk ended
 
     @property
     def decision(self) -> str:
@@ -105,7 +117,8 @@ class Reader:
 class CanaryAnalysis:
     def __init__(self, target: Target, source: MetricSource, policy: CanaryPolicy, registry: Registry, *,
                  log: Callable[[str], None], clock: Callable[[], float] = time.time,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+                 sleep: Callable[[float], object] = time.sleep,
+                 stopped: Callable[[], str | None] = lambda: None) -> None:
         self.target = target
         self.source = source
         self.policy = policy
@@ -113,6 +126,7 @@ class CanaryAnalysis:
         self.log = log
         self.clock = clock
         self.sleep = sleep
+        self.stopped = stopped
         self.reader = Reader(source, log)
 
     # -- the registry checkpoint (best effort: the analysis never depends on the registry) --
@@ -165,7 +179,10 @@ class CanaryAnalysis:
         # Baselines now, so the first interval's traffic counts too.
         self.reader.since_start(state.canary)
         self.reader.since_start(state.stable)
+        reference = self.reader.before_start(state.stable)
         served = 0.0  # canary requests since the analysis began, at the latest successful read
+        walk = _Walk(self, weights, first_release, reference)
+        elapsed = self.clock() - started_at
         while True:
             weight = weights[index]
             if not first_release:
@@ -177,14 +194,17 @@ class CanaryAnalysis:
                                                             "weight": weight, "backend": state.canary.url})})
             self.log(f"step {index + 1}/{len(weights)}: canary at {weight}%")
             step_base = served
+            last_look_at: float | None = None  # elapsed time when the last look began
             while True:
                 self.sleep(self.policy.interval)
+                if self.stopped():
+                    break
                 elapsed = self.clock() - started_at  # includes time spent before a crash
                 current = self.target.state()
                 canary = self.reader.since_start(current.canary)
                 stable = None if first_release else self.reader.since_start(current.stable)
                 look = Look(elapsed=elapsed, canary=canary, stable=stable, canary_weight=weight,
-                            custom=self._custom(current.canary))
+                            custom=self._custom(current.canary), step=index, last_look=last_look_at is not None)
                 looks.append(look)
                 if canary is not None:
                     served = canary.total
@@ -192,29 +212,48 @@ class CanaryAnalysis:
                 limit = self.policy.step_duration
                 final = elapsed >= self.policy.duration or (limit is not None and elapsed - step.started >= limit)
                 judgement = judge(looks, self.policy, first_release=first_release, final=final,
-                                  reference=self.reader.before_start(current.stable))
+                                  reference=reference)
                 timeline.append(_timeline_entry(look, judgement, index))
-                self.log(_log_line(look, judgement, step))
+                self.log(_log_line(look, judgement, step) + walk.progress(looks, step, last_look_at))
                 if judgement.decision == "promote" and step.canary_requests < self.policy.min_requests:
                     if not final:
                         continue
                     judgement = Judgement("inconclusive", f"step {index + 1} ({weight}%) saw only "
                                           f"{step.canary_requests:.0f} of {self.policy.min_requests} canary "
                                           "requests before its time was up", judgement.metrics)
+                if judgement.decision == "promote" and index + 1 == len(weights) and not final:
+                    if last_look_at is None and self.policy.last_look > 0:
+                        last_look_at = elapsed
+                        self.log(f"last look: the last step shows promote; watching {self.policy.last_look:g} s "
+                                 "more for a regression that starts late")
+                        continue
+                    if last_look_at is not None and elapsed - last_look_at < self.policy.last_look:
+                        continue
                 if judgement.decision != "continue":
                     break
             step.ended = elapsed
+            if self.stopped():
+                step.outcome = "cancelled"
+                break
+            assert judgement is not None
             step.outcome = judgement.decision
             if judgement.decision == "promote" and index + 1 < len(weights):
                 index += 1
                 continue
             break
-        analysis = Analysis(judgement, steps, looks, elapsed, resumed, timeline=timeline)
+        if judgement is None:
+            judgement = Judgement("inconclusive", "cancelled before the first look", ())
+        analysis = Analysis(judgement, steps, looks, elapsed, resumed, timeline=timeline, plan=walk.plan,
+                            cancelled=self.stopped(), weight=weights[index])
+        if analysis.cancelled:
+            self.log(f"{analysis.cancelled}: stopping the analysis; traffic stays at {weights[index]}%")
+            return analysis  # traffic stays where it is; the checkpoint lets a re-run resume
         if judgement.decision == "rollback" and not first_release:
             # Protect users now; the rollback stage stops the canary and records why.
             off = self.clock()
             self.target.set_canary_weight(0)
             analysis.traffic_off_seconds = round(self.clock() - off, 3)
+            analysis.weight = 0
         self._tag(version, {DECISION_TAG: json.dumps({"decision": judgement.decision,
                                                       "reason": judgement.reason})})
         return analysis
@@ -241,6 +280,55 @@ class CanaryAnalysis:
         result = MetricResult("canary_traffic", "rollback", reason, {"canary_weight": 0, **checkpoint},
                               critical=True)
         return Analysis(Judgement("rollback", reason, (result,)), [], [], elapsed)
+
+
+class _Walk:
+    """The bake plan for the step being walked, refreshed from the traffic seen, and progress toward it."""
+
+    def __init__(self, owner: CanaryAnalysis, weights: list[int], first_release: bool,
+                 reference: Snapshot | None) -> None:
+        self.owner, self.weights, self.first_release, self.reference = owner, weights, first_release, reference
+        self.plan: planner.Plan | None = None
+        self.planned_step: int | None = None
+
+    def _observed(self, looks: list[Look]) -> planner.Observed:
+        seen = [lk for lk in looks if lk.canary is not None and (lk.stable is not None or self.first_release)]
+        if not seen:
+            return planner.Observed()
+        last = seen[-1]
+        stable = last.stable if last.stable is not None else last.canary
+        assert last.canary is not None and stable is not None
+        total = last.canary.total + (last.stable.total if last.stable is not None else 0.0)
+        elapsed = max(last.elapsed - (looks[0].elapsed - self.owner.policy.interval), 1e-9)
+        ref = self.reference
+        lat = ref.latency_buckets if ref is not None and histogram_total(ref.latency_buckets) > 0 \
+            else stable.latency_buckets
+        mix = ref.predictions if ref is not None and sum(ref.predictions.values()) > 0 else stable.predictions
+        # The stable's 5xx rate: its history before the analysis and what it served since.
+        errors = stable.errors + (ref.errors if ref is not None else 0.0)
+        requests = stable.total + (ref.total if ref is not None else 0.0)
+        return planner.Observed(rps=total / elapsed, error_rate=errors / requests if requests else None,
+                                latency=lat, mix=mix)
+
+    def progress(self, looks: list[Look], step: StepRecord, last_look_at: float | None) -> str:
+        """" | progress: ..." for the log line: the step's canary requests against what its claims need."""
+        if self.planned_step != step.index:  # plan once per step, from the traffic seen so far
+            seen = self._observed(looks)
+            if seen.rps:
+                bounds = tuple(sorted(seen.latency)) if seen.latency else ()
+                self.plan = planner.plan(self.owner.policy, seen, first_release=self.first_release, bounds=bounds)
+                self.planned_step = step.index
+                advice = self.plan.advice(self.owner.policy.duration)
+                self.owner.log(f"warning: {advice}" if advice else f"bake plan: {self.plan.summary()}")
+        if self.plan is None or last_look_at is not None:
+            return ""
+        need = self.plan.step_requests[step.index]
+        binding = self.plan.binding(step.index)
+        rate = step.canary_requests / max(looks[-1].elapsed - step.started, 1e-9)
+        left = max(need - step.canary_requests, 0.0)
+        eta = f", ~{left / rate:,.0f} s to go at {rate:,.1f} canary req/s" if rate > 0 and left > 0 else ""
+        what = f" ({binding.claim})" if binding is not None else ""
+        return f" | progress: {step.canary_requests:,.0f} of ~{need:,.0f} canary requests{what}{eta}"
 
 
 def _timeline_entry(look: Look, judgement: Judgement, step: int) -> dict[str, Any]:

@@ -49,6 +49,8 @@ class TrafficStats:
     codes: collections.Counter[int] = field(default_factory=collections.Counter)
     versions: collections.Counter[str] = field(default_factory=collections.Counter)
     connection_errors: int = 0
+    #: Requests resent once because the proxy closed an idle keep-alive connection as they were sent.
+    resent: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def record(self, code: int | None, version: str | None) -> None:
@@ -61,10 +63,15 @@ class TrafficStats:
                 if version:
                     self.versions[version] += 1
 
+    def record_resend(self) -> None:
+        with self.lock:
+            self.resent += 1
+
     def as_dict(self) -> dict[str, Any]:
         with self.lock:
             return {"sent": self.sent, "codes": {str(k): v for k, v in sorted(self.codes.items())},
-                    "versions": dict(self.versions), "connection_errors": self.connection_errors}
+                    "versions": dict(self.versions), "connection_errors": self.connection_errors,
+                    "resent": self.resent}
 
 
 class LoadGenerator:
@@ -119,10 +126,28 @@ class LoadGenerator:
             body = {"dataframe_records": [{k: (None if isinstance(v, float) and math.isnan(v) else v)
                                            for k, v in row.items()}]}
             try:
-                r = session.post(self.url, json=body, timeout=self.timeout)
+                r = self._post(session, body)
                 self.stats.record(r.status_code, r.headers.get(VERSION_HEADER))
             except requests.RequestException:
                 self.stats.record(None, None)
+
+    def _post(self, session: requests.Session, body: dict[str, Any]) -> requests.Response:
+        """POST once; resend once on a fresh connection if a reused one was closed under us.
+
+        A proxy that reloads (nginx on SIGHUP, an ALB scaling) closes idle keep-alive connections;
+        a request sent at that instant meets a closed socket before any response. HTTP clients
+        resend such a request (RFC 9112 section 9.3.1), and a prediction is safe to resend.
+        Timeouts and refused connections are never resent: those are real losses.
+        """
+        try:
+            return session.post(self.url, json=body, timeout=self.timeout)
+        except requests.ConnectionError as exc:
+            if not _closed_before_response(exc):
+                raise
+            self.stats.record_resend()
+            session.close()
+            return session.post(self.url, json=body, timeout=self.timeout)
+
 
     def start(self) -> LoadGenerator:
         self._start = time.monotonic()
@@ -132,10 +157,12 @@ class LoadGenerator:
             self._threads.append(t)
         return self
 
-    def stop(self) -> TrafficStats:
+    def stop(self, timeout: float | None = None) -> TrafficStats:
+        """Stop sending; wait for requests in flight at most ``timeout`` seconds in all (default: their own)."""
         self._stop.set()
+        deadline = time.monotonic() + (self.timeout + 1 if timeout is None else timeout)
         for t in self._threads:
-            t.join(timeout=self.timeout + 1)
+            t.join(timeout=max(deadline - time.monotonic(), 0.0))
         return self.stats
 
     def __enter__(self) -> LoadGenerator:
@@ -166,3 +193,9 @@ def probe_versions(endpoint: str, rows: list[Row], n: int | None = None, *, time
             answers.codes[r.status_code] += 1
             answers.versions[r.headers.get(VERSION_HEADER, "?")] += 1
     return answers
+
+
+def _closed_before_response(exc: requests.ConnectionError) -> bool:
+    """True when the server closed a connection before answering (not a refusal or a timeout)."""
+    text = repr(exc)
+    return "RemoteDisconnected" in text or "ConnectionResetError" in text or "Connection aborted" in text

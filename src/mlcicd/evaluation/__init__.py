@@ -1,14 +1,16 @@
 """Offline evaluation behind the ``gate`` stage: metrics, champion comparison, fairness, latency.
 
-The statistics are plain numpy: the gate must not pay ~2.5 s to import fairlearn or ~2.3 s
-for scikit-learn just to count agreements, and the statistics are vectorised so a
-100k-row evaluation set costs milliseconds. MLflow and pandas are imported inside the
-functions that need them, so importing this package costs nothing.
+Heavy libraries (scikit-learn, pandas, MLflow, fairlearn) are imported inside the functions
+that need them, so importing this package costs nothing; ``tasks`` is standard library only,
+because :mod:`mlcicd.config` checks metric names with it.
 
-``metrics``   accuracy, precision, recall, f1, fpr, roc_auc, error_rate from labels/scores
-``compare``   MLflow-style change thresholds and a paired non-inferiority test
-``fairness``  per-group selection rates and the demographic parity difference
-``latency``   single-row inference latency of a loaded model (p50/p99)
-``scoring``   load an MLflow model, conform the data to its signature, predict labels and scores
-``judge``     the gate's rules: figures of candidate and champion -> checks, summary, version tags
+``tasks``              task types (binary, multiclass, regression) and the metric names of each
+``metrics``            scikit-learn metrics per task, task detection, per-row losses
+``compare``            change rules and tolerances against the champion; paired non-inferiority
+``fairness``           per-group metrics and disparities (fast engine, equal to fairlearn), bootstrap bounds
+``fairness_fairlearn`` the same figures from fairlearn itself (``gate.fairness.engine: fairlearn``)
+``fairness_checks``    the fairness limits of ``gate.fairness`` -> the gate's fairness check
+``latency``            single-row inference latency of a loaded model (p50/p99)
+``scoring``            load an MLflow model, conform the data to its signature, predict labels and scores
+``gate_checks``        the gate's checks: figures of candidate and champion -> checks, summary, version tags
 """

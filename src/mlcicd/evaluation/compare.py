@@ -1,20 +1,30 @@
-"""Champion vs challenger: MLflow-style change thresholds and a paired non-inferiority test.
+"""Champion vs challenger: change rules (MLflow's thresholds and tolerances) and paired non-inferiority.
 
-Change thresholds follow ``mlflow.models.MetricThreshold`` exactly, so a rule copied
-from an MLflow ``validate_evaluation_results`` setup means the same here:
+Change rules require an improvement with MLflow's semantics (``mlflow.models.MetricThreshold``),
+so a rule copied from an MLflow ``validate_evaluation_results`` setup means the same here:
 
 * ``min_absolute_change``: candidate ≥ baseline + change (greater is better),
   candidate ≤ baseline - change otherwise;
 * ``min_relative_change``: (candidate - baseline)/|baseline| ≥ change (greater is better),
   (baseline - candidate)/|baseline| ≥ change otherwise; with a zero baseline MLflow
   falls back to "strictly better" (by 1e-10) and so do we;
-* neither set: no regression (candidate ≥ baseline, or ≤ when lower is better).
 
-The non-inferiority test compares both models on the *same* rows. Per row the
-difference d = correct(candidate) - correct(champion) is -1, 0 or +1, so the data
-are fully described by three counts. Resampling rows with replacement is then the
-same as drawing those counts from a multinomial: 10,000 bootstrap means cost one
-``rng.multinomial`` call (milliseconds) instead of 10,000 index draws (seconds).
+or allow a bounded regression (the origin's deployment gate: "accuracy may drop 0.01,
+latency may grow 10%"):
+
+* ``max_drop`` (greater is better): candidate ≥ baseline - max_drop;
+* ``max_increase`` (lower is better): candidate ≤ baseline + max_increase;
+* ``max_ratio`` (lower is better): candidate ≤ baseline x max_ratio;
+* ``min_ratio`` (greater is better): candidate ≥ baseline x min_ratio;
+* none set: no regression (candidate ≥ baseline, or ≤ when lower is better).
+
+The non-inferiority test compares both models on the *same* rows. For a classifier the
+per-row difference d = correct(candidate) - correct(champion) is -1, 0 or +1, so the
+data are fully described by three counts: resampling rows with replacement is the same
+as drawing those counts from a multinomial, and 10,000 bootstrap means cost one
+``rng.multinomial`` call (milliseconds) instead of 10,000 index draws (seconds). A
+regression model's per-row losses are continuous: their paired bootstrap draws the same
+rows for both models (:mod:`mlcicd.evaluation.resample`).
 """
 
 from __future__ import annotations
@@ -37,6 +47,7 @@ class ChangeOutcome:
     # The value the candidate had to reach (the strictest of the configured rules).
     required: float
     reasons: tuple[str, ...]  # one line per rule that failed
+    notes: tuple[str, ...] = ()  # one line per rule, passed or failed: what was allowed, what was seen
 
 
 def change_check(
@@ -46,10 +57,15 @@ def change_check(
     greater_is_better: bool,
     min_absolute_change: float | None = None,
     min_relative_change: float | None = None,
+    max_drop: float | None = None,
+    max_increase: float | None = None,
+    max_ratio: float | None = None,
+    min_ratio: float | None = None,
 ) -> ChangeOutcome:
-    """Does ``candidate`` beat ``baseline`` by the configured change (MLflow semantics)?"""
+    """Does ``candidate`` meet the change rules against ``baseline``?"""
     sign = 1.0 if greater_is_better else -1.0
     better = "above" if greater_is_better else "below"
+    need = "≥" if greater_is_better else "≤"
 
     def reaches(target: float) -> bool:
         return candidate >= target if greater_is_better else candidate <= target
@@ -70,11 +86,26 @@ def change_check(
             requirements.append((target, change >= min_relative_change,
                                  f"must be at least {min_relative_change:.2%} {better} the champion's "
                                  f"{baseline:.4g} (i.e. {target:.4g}), is {change:+.2%}"))
+    if max_drop is not None:
+        target = baseline - max_drop
+        requirements.append((target, reaches(target), f"dropped {max(baseline - candidate, 0.0):.4g} from the "
+                             f"champion's {baseline:.4g}, allowed {max_drop:g} ({need} {target:.4g})"))
+    if max_increase is not None:
+        target = baseline + max_increase
+        requirements.append((target, reaches(target), f"rose {max(candidate - baseline, 0.0):.4g} from the "
+                             f"champion's {baseline:.4g}, allowed {max_increase:g} ({need} {target:.4g})"))
+    for ratio in (max_ratio, min_ratio):
+        if ratio is not None:
+            target = baseline * ratio
+            seen = f"x{candidate / baseline:.3g}" if baseline else "from 0"
+            requirements.append((target, reaches(target), f"is {seen} the champion's {baseline:.4g}, allowed "
+                                 f"x{ratio:g} ({need} {target:.4g})"))
     if not requirements:
         requirements.append((baseline, reaches(baseline), f"must not be worse than the champion's {baseline:.4g}"))
     strictest = max(r[0] for r in requirements) if greater_is_better else min(r[0] for r in requirements)
     reasons = tuple(text for _, ok, text in requirements if not ok)
-    return ChangeOutcome(not reasons, strictest, reasons)
+    notes = tuple(text + ("" if ok else " — not met") for _, ok, text in requirements)
+    return ChangeOutcome(not reasons, strictest, reasons, notes)
 
 
 @dataclass(frozen=True)
@@ -170,3 +201,63 @@ def mcnemar_exact_p(wins: int, losses: int) -> float:
     peak = float(log_pmf.max())
     tail = math.exp(peak) * float(np.exp(log_pmf - peak).sum())
     return min(1.0, 2.0 * tail)
+
+
+@dataclass(frozen=True)
+class LossComparison:
+    """A regression model's loss against the champion's on the same rows, with a paired bootstrap bound.
+
+    ``difference`` is the champion's metric minus the candidate's (positive: the candidate
+    is better), so non-inferiority reads as for accuracy: the lower bound above -margin.
+    """
+
+    metric: str  # rmse or mae
+    n: int
+    candidate: float
+    champion: float
+    difference: float
+    lower: float
+    upper: float
+    confidence: float
+    margin: float
+    resamples: int
+
+    @property
+    def passed(self) -> bool:
+        return self.lower > -self.margin
+
+
+def _loss_metric(metric: str, mean_loss: np.ndarray) -> np.ndarray:
+    return np.sqrt(mean_loss) if metric == "rmse" else mean_loss
+
+
+def loss_non_inferiority(
+    metric: str,
+    candidate_loss: np.ndarray,
+    champion_loss: np.ndarray,
+    *,
+    margin: float,
+    confidence: float = 0.95,
+    resamples: int = 10_000,
+    seed: int = SEED,
+) -> LossComparison:
+    """Is the candidate's rmse (squared losses) or mae (absolute losses) at most ``margin`` worse?
+
+    Each resample draws the same rows for both models, so the bootstrap keeps the pairing;
+    the one-sided bound is the (1 - confidence) quantile of the differences.
+    """
+    from mlcicd.evaluation.resample import group_sums
+
+    c = np.asarray(candidate_loss, dtype=np.float64)
+    h = np.asarray(champion_loss, dtype=np.float64)
+    if c.shape != h.shape or c.ndim != 1 or len(c) == 0:
+        raise ValueError(f"both models must be scored on the same rows, got {c.shape} and {h.shape}")
+    n = len(c)
+    _, sums = group_sums(np.column_stack([c, h]), np.zeros(n, dtype=np.int64), 1, resamples,
+                         np.random.default_rng(seed))
+    means = np.maximum(sums[:, 0, :] / n, 0.0)
+    diffs = _loss_metric(metric, means[:, 1]) - _loss_metric(metric, means[:, 0])
+    lower, upper = np.quantile(diffs, [1.0 - confidence, confidence])
+    mine, theirs = float(_loss_metric(metric, np.array(c.mean()))), float(_loss_metric(metric, np.array(h.mean())))
+    return LossComparison(metric, n, mine, theirs, theirs - mine, float(lower), float(upper), confidence, margin,
+                          resamples)

@@ -1,10 +1,9 @@
-"""Classification metrics from labels and scores, in numpy.
+"""Evaluation metrics of every task, from scikit-learn.
 
-One confusion matrix (a single ``bincount``) gives every count-based metric; ROC AUC
-comes from the rank-sum (Mann-Whitney U) identity, so neither needs scikit-learn.
-Binary problems get all metrics for the positive class. With more than two classes,
-precision, recall and f1 are macro averages (as scikit-learn's ``average="macro"``)
-and fpr/roc_auc are left out (None): a single number would hide which class suffers.
+Binary problems get every metric for the positive class. Multiclass precision, recall,
+f1 and fpr are macro averages over the labels present (scikit-learn's ``average="macro"``)
+and roc_auc is one-vs-rest, macro-averaged, from ``predict_proba``. Regression gets rmse,
+mae, r2 and mape. A metric that is undefined on the data is None, with a reason.
 """
 
 from __future__ import annotations
@@ -14,21 +13,12 @@ from typing import Any
 
 import numpy as np
 
-# Metric name -> whether a greater value is better. Decides the direction of every
-# threshold and champion comparison, so it is the single list of valid metric names.
-GREATER_IS_BETTER: dict[str, bool] = {
-    "accuracy": True,
-    "precision": True,
-    "recall": True,
-    "f1": True,
-    "fpr": False,
-    "roc_auc": True,
-    "error_rate": False,
-    "latency_p50_ms": False,
-    "latency_p99_ms": False,
-}
-PREDICTION_METRICS: tuple[str, ...] = ("accuracy", "precision", "recall", "f1", "fpr", "roc_auc", "error_rate")
-LATENCY_METRICS: tuple[str, ...] = ("latency_p50_ms", "latency_p99_ms")
+from mlcicd.evaluation.tasks import GREATER_IS_BETTER, Task, prediction_metrics
+
+__all__ = ["GREATER_IS_BETTER", "detect_task", "metrics", "per_row_loss", "plain", "positive_label"]
+
+# A label with more distinct values than this is a regression target, not a class.
+MAX_CLASSES = 50
 
 
 def positive_label(labels: Sequence[Any] | np.ndarray, classes: Sequence[Any] | None = None) -> Any:
@@ -53,90 +43,100 @@ def plain(value: Any) -> Any:
     return value.item() if isinstance(value, np.generic) else value
 
 
-def correct(y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
-    """Per-row correctness (bool), the input of the paired comparison."""
-    return np.asarray(y_true) == np.asarray(y_pred)
+def detect_task(y_true: np.ndarray, y_pred: np.ndarray, classes: Sequence[Any] | None) -> Task:
+    """binary, multiclass or regression, from the labels, the predictions and the model's ``classes_``.
 
-
-def classification_metrics(
-    y_true: Sequence[Any] | np.ndarray,
-    y_pred: Sequence[Any] | np.ndarray,
-    y_score: np.ndarray | None = None,
-    *,
-    positive: Any = None,
-) -> dict[str, float | None]:
-    """All metrics of :data:`PREDICTION_METRICS`; None where a metric is undefined here.
-
-    ``y_score`` is the score of the positive class (e.g. ``predict_proba[:, 1]``);
-    without it ``roc_auc`` is None.
+    A model with ``classes_`` is a classifier. Otherwise text or boolean labels are classes;
+    numbers are classes when both labels and predictions are whole numbers with few
+    distinct values, and a regression target as soon as a prediction has a fraction.
     """
-    t = np.asarray(y_true)
-    p = np.asarray(y_pred)
+    values = np.concatenate([np.asarray(y_true), np.asarray(y_pred)])
+    if classes is None and values.dtype.kind in "iuf":
+        floats = values.astype(np.float64)
+        whole = bool(np.all(np.isfinite(floats) & (floats == np.floor(floats))))
+        if not whole or len(np.unique(floats)) > MAX_CLASSES:
+            return "regression"
+    n_classes = len(classes) if classes is not None else len(np.unique(values))
+    return "binary" if n_classes <= 2 else "multiclass"
+
+
+def metrics(task: Task, y_true: np.ndarray, y_pred: np.ndarray, *, positive: Any = None,
+            y_proba: np.ndarray | None = None, classes: Sequence[Any] | None = None) -> dict[str, float | None]:
+    """Every prediction metric of ``task``; None where a metric is undefined on these rows.
+
+    ``y_proba`` is ``predict_proba`` with columns in ``classes`` order (classifiers only).
+    """
+    t, p = np.asarray(y_true), np.asarray(y_pred)
     if t.shape != p.shape or t.ndim != 1:
         raise ValueError(f"y_true and y_pred must be 1-d of equal length, got {t.shape} and {p.shape}")
-    n = len(t)
-    if n == 0:
+    if len(t) == 0:
         raise ValueError("no rows to evaluate")
-    accuracy = float(np.mean(t == p))
-    out: dict[str, float | None] = dict.fromkeys(PREDICTION_METRICS)
-    out["accuracy"] = accuracy
-    out["error_rate"] = 1.0 - accuracy
-    classes, codes = np.unique(np.concatenate([t, p]), return_inverse=True)
-    if len(classes) > 2:
-        out.update(_macro(codes[:n], codes[n:], len(classes)))
-        return out
-    pos = positive_label(t) if positive is None else positive
-    is_pos_true = t == pos
-    is_pos_pred = p == pos
-    tp = int(np.count_nonzero(is_pos_true & is_pos_pred))
-    fp = int(np.count_nonzero(~is_pos_true & is_pos_pred))
-    fn = int(np.count_nonzero(is_pos_true & ~is_pos_pred))
-    tn = n - tp - fp - fn
-    precision = _ratio(tp, tp + fp)
-    recall = _ratio(tp, tp + fn)
-    out["precision"] = precision
-    out["recall"] = recall
-    out["f1"] = _ratio(2 * tp, 2 * tp + fp + fn)
-    # No negatives in the data: a false-positive rate is undefined, not 0.
-    out["fpr"] = fp / (fp + tn) if fp + tn else None
-    if y_score is not None:
-        out["roc_auc"] = roc_auc(is_pos_true, np.asarray(y_score, dtype=float))
+    out: dict[str, float | None] = dict.fromkeys(prediction_metrics(task))
+    if task == "regression":
+        out.update(_regression(t.astype(np.float64), p.astype(np.float64)))
+    elif task == "binary":
+        out.update(_binary(t, p, positive_label(t) if positive is None else positive, y_proba, classes))
+    else:
+        out.update(_multiclass(t, p, y_proba, classes))
     return out
 
 
-def _ratio(num: int, den: int) -> float:
-    # scikit-learn's zero_division default reports 0.0 (with a warning) for an empty denominator.
-    return num / den if den else 0.0
+def _regression(t: np.ndarray, p: np.ndarray) -> dict[str, float | None]:
+    from sklearn import metrics as skm
+
+    r2 = float(skm.r2_score(t, p)) if len(t) > 1 else None  # undefined for a single row
+    return {"rmse": float(skm.root_mean_squared_error(t, p)), "mae": float(skm.mean_absolute_error(t, p)),
+            "r2": r2, "mape": float(skm.mean_absolute_percentage_error(t, p))}
 
 
-def _macro(t: np.ndarray, p: np.ndarray, k: int) -> dict[str, float | None]:
-    cm = np.bincount(t * k + p, minlength=k * k).reshape(k, k)  # rows: truth, columns: prediction
-    tp = np.diag(cm).astype(float)
-    predicted = cm.sum(axis=0)
-    actual = cm.sum(axis=1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        precision = np.where(predicted > 0, tp / predicted, 0.0)
-        recall = np.where(actual > 0, tp / actual, 0.0)
-        f1 = np.where(predicted + actual > 0, 2 * tp / (predicted + actual), 0.0)
-    return {"precision": float(precision.mean()), "recall": float(recall.mean()), "f1": float(f1.mean())}
+def _binary(t: np.ndarray, p: np.ndarray, positive: Any, y_proba: np.ndarray | None,
+            classes: Sequence[Any] | None) -> dict[str, float | None]:
+    from sklearn import metrics as skm
+
+    truth, predicted = t == positive, p == positive
+    accuracy = float(skm.accuracy_score(t, p))
+    tn, fp, _, _ = skm.confusion_matrix(truth, predicted, labels=[False, True]).ravel()
+    out: dict[str, float | None] = {
+        "accuracy": accuracy,
+        "error_rate": 1.0 - accuracy,
+        "precision": float(skm.precision_score(truth, predicted, zero_division=0)),
+        "recall": float(skm.recall_score(truth, predicted, zero_division=0)),
+        "f1": float(skm.f1_score(truth, predicted, zero_division=0)),
+        # No negatives in the data: a false-positive rate is undefined, not 0.
+        "fpr": float(fp / (fp + tn)) if fp + tn else None,
+    }
+    if y_proba is not None and classes is not None and positive in classes and truth.any() and not truth.all():
+        score = y_proba[:, list(classes).index(positive)]
+        if np.all(np.isfinite(score)):
+            out["roc_auc"] = float(skm.roc_auc_score(truth, score))
+    return out
 
 
-def roc_auc(is_positive: np.ndarray, score: np.ndarray) -> float | None:
-    """Area under the ROC curve via ranks; ties share their average rank (as scikit-learn).
+def _multiclass(t: np.ndarray, p: np.ndarray, y_proba: np.ndarray | None,
+                classes: Sequence[Any] | None) -> dict[str, float | None]:
+    from sklearn import metrics as skm
 
-    AUC = P(score of a random positive > score of a random negative) + ½ P(tie)
-        = (R₊ - n₊(n₊+1)/2) / (n₊ n₋), where R₊ is the rank sum of the positives.
-    """
-    is_positive = np.asarray(is_positive, dtype=bool)
-    n_pos = int(np.count_nonzero(is_positive))
-    n_neg = len(is_positive) - n_pos
-    if n_pos == 0 or n_neg == 0 or not np.all(np.isfinite(score)):
-        return None
-    order = np.argsort(score, kind="mergesort")
-    ordered = score[order]
-    _, first, counts = np.unique(ordered, return_index=True, return_counts=True)
-    average_rank = first + (counts + 1) / 2.0  # 1-based mean rank of each tie group
-    ranks = np.empty(len(score), dtype=float)
-    ranks[order] = np.repeat(average_rank, counts)
-    rank_sum = float(ranks[is_positive].sum())
-    return (rank_sum - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg)
+    accuracy = float(skm.accuracy_score(t, p))
+    matrices = skm.multilabel_confusion_matrix(t, p)  # one 2x2 per label present: [[tn, fp], [fn, tp]]
+    negatives = matrices[:, 0, 0] + matrices[:, 0, 1]
+    fpr = np.divide(matrices[:, 0, 1], negatives, out=np.zeros(len(matrices)), where=negatives > 0)
+    out: dict[str, float | None] = {
+        "accuracy": accuracy,
+        "error_rate": 1.0 - accuracy,
+        "precision": float(skm.precision_score(t, p, average="macro", zero_division=0)),
+        "recall": float(skm.recall_score(t, p, average="macro", zero_division=0)),
+        "f1": float(skm.f1_score(t, p, average="macro", zero_division=0)),
+        "fpr": float(fpr.mean()),
+    }
+    if y_proba is not None and classes is not None and set(np.unique(t).tolist()) == set(classes) and \
+            np.all(np.isfinite(y_proba)):
+        out["roc_auc"] = float(skm.roc_auc_score(t, y_proba, multi_class="ovr", labels=list(classes)))
+    return out
+
+
+def per_row_loss(metric: str, y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
+    """What the paired comparison resamples: 1 - correct for classifiers, the error term for regression."""
+    if metric in ("accuracy", "error_rate"):
+        return (np.asarray(y_true) != np.asarray(y_pred)).astype(np.float64)
+    error = np.asarray(y_true, dtype=np.float64) - np.asarray(y_pred, dtype=np.float64)
+    return error**2 if metric == "rmse" else np.abs(error)

@@ -169,8 +169,8 @@ def _labels(raw: Any, uri: str) -> np.ndarray:
     if values.ndim != 1:
         raise UsageError(
             f"the model {uri} returns {values.shape[1] if values.ndim == 2 else values.shape} values per row; "
-            "the gate judges classifiers that return one label per row",
+            "the gate judges models that return one label or one number per row",
             where="input model-uri",
-            fix="log a classifier whose predict returns class labels",
+            fix="log a classifier whose predict returns class labels, or a regressor that returns one value per row",
         )
     return values

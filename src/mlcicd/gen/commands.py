@@ -13,6 +13,7 @@ from pathlib import Path
 import yaml
 
 from mlcicd.config import load_config, parse_config
+from mlcicd.delivery import planner
 from mlcicd.errors import EXIT_FAIL, EXIT_PASS, EXIT_USAGE, MlciError
 from mlcicd.gen import component_inputs, pipeline, repo_files, scaffold
 from mlcicd.gen.surfaces import DEFAULT_SOURCE, SyncError
@@ -47,8 +48,10 @@ def check(config: str, *, echo: Echo, root: str | Path = ".", source: str = DEFA
     root = Path(root)
     found, drifted = 0, 0
     try:
-        load_config(root / config)
+        cfg = load_config(root / config)
         echo(f"{config}: valid")
+        for line in planner.config_lines(cfg.deploy.canary):  # how long the canary needs to decide
+            echo(line)
         for ci, rel in pipeline.PIPELINE_PATHS.items():
             if not (root / rel).is_file():
                 continue

@@ -51,6 +51,12 @@ class BuildRequest:
     work: Path
     env: Mapping[str, str]
     timeout: float = BUILD_TIMEOUT
+    # More references for the same image (the git-commit tag), built and pushed with ``ref``.
+    also: tuple[str, ...] = ()
+
+    @property
+    def refs(self) -> list[str]:
+        return [self.ref, *self.also]
 
 
 @dataclass
@@ -87,11 +93,12 @@ def _which(program: str, env: Mapping[str, str]) -> str | None:
     return shutil.which(program, path=env.get("PATH", os.defpath))
 
 
-def run_tool(argv: list[str], env: Mapping[str, str], log: Log, timeout: float) -> tuple[int | None, list[str]]:
+def run_tool(argv: list[str], env: Mapping[str, str], log: Log, timeout: float,
+             cwd: Path | None = None) -> tuple[int | None, list[str]]:
     """Stream a program's output to the log; return its exit code (None on timeout) and tail."""
     tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
     proc = subprocess.Popen(argv, env=dict(env), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            stdin=subprocess.DEVNULL, text=True, errors="replace", bufsize=1)
+                            stdin=subprocess.DEVNULL, text=True, errors="replace", bufsize=1, cwd=cwd)
     timed_out = threading.Event()
 
     def kill() -> None:
@@ -166,14 +173,17 @@ class StorageBuilder:
             "--identity-label=false",
             f"--tls-verify={str(req.pull_tls_verify).lower()}",
             "--iidfile", str(req.work / "image-id"),
-            "-f", str(req.dockerfile), "-t", req.ref, *label_args(req.labels), str(req.context),
+            "-f", str(req.dockerfile), *[arg for ref in req.refs for arg in ("-t", ref)],
+            *label_args(req.labels), str(req.context),
         ]
 
-    def push_argv(self, exe: str, req: BuildRequest) -> list[str]:
+    def push_argv(self, exe: str, req: BuildRequest, ref: str | None = None) -> list[str]:
+        ref = ref or req.ref
+        digest = req.work / ("digest" if ref == req.ref else "digest-also")
         return [exe, *self.global_args(req.env), "push", f"--tls-verify={str(req.tls_verify).lower()}",
                 # Explicit, so a future default (zstd) cannot change the pushed digest.
                 "--compression-format", "gzip",
-                "--digestfile", str(req.work / "digest"), req.ref, f"docker://{req.ref}"]
+                "--digestfile", str(digest), ref, f"docker://{ref}"]
 
     def build(self, req: BuildRequest, log: Log) -> BuildOutcome:
         exe = _which(self.program, req.env) or self.program
@@ -184,10 +194,14 @@ class StorageBuilder:
         built = time.perf_counter()
         outcome = BuildOutcome(read_image_id(req.work / "image-id"), "", built - start, 0.0, tail)
         if req.push:
-            code, tail = run_tool(self.push_argv(exe, req), req.env, log, req.timeout)
-            if code != 0:
-                raise BuildFailed(self.name, "push", code, tail)
+            # The same manifest under every tag: later pushes upload no blob and must give the same digest.
+            for ref in req.refs:
+                code, tail = run_tool(self.push_argv(exe, req, ref), req.env, log, req.timeout)
+                if code != 0:
+                    raise BuildFailed(self.name, "push", code, tail)
             outcome.digest = read_digest(req.work / "digest", self.name)
+            if req.also and read_digest(req.work / "digest-also", self.name) != outcome.digest:
+                raise BuildFailed(self.name, "push", 0, [f"[mlci] {req.also[-1]} got another digest than {req.ref}"])
             outcome.push_seconds = time.perf_counter() - built
             outcome.tail = tail
         return outcome
@@ -221,14 +235,17 @@ class DockerBuildxBuilder:
     def build_argv(self, exe: str, req: BuildRequest) -> list[str]:
         # pull_tls_verify has no CLI switch here: BuildKit takes insecure registries for the
         # base image from its own buildkitd.toml, which the user's builder instance owns.
+        # CSV: several names are one quoted field.
+        names = f'"name={",".join(req.refs)}"' if req.also else f"name={req.ref}"
         if req.push:
-            output = f"type=image,name={req.ref},push=true,rewrite-timestamp=true"
+            output = f"type=image,{names},push=true,rewrite-timestamp=true"
             if not req.tls_verify:
                 output += ",registry.insecure=true"
         else:
-            output = f"type=docker,name={req.ref},rewrite-timestamp=true"
+            output = f"type=docker,{names},rewrite-timestamp=true"
         return [
-            exe, "buildx", "build", "--file", str(req.dockerfile), "--tag", req.ref, *label_args(req.labels),
+            exe, "buildx", "build", "--file", str(req.dockerfile), *[a for r in req.refs for a in ("--tag", r)],
+            *label_args(req.labels),
             # BuildKit's reproducibility switch; provenance attestations carry build times.
             "--build-arg", "SOURCE_DATE_EPOCH=0", "--provenance=false",
             "--iidfile", str(req.work / "image-id"), "--metadata-file", str(req.work / "metadata.json"),

@@ -1,17 +1,14 @@
-"""Build context and Dockerfile of a model-server image.
+"""Build context, references and labels of a model-server image (the Dockerfile: ``dockerfile.py``).
 
-Reproducibility: the rendered Dockerfile depends only on its arguments, file modes in
-the context are normalised (the builders' ``--timestamp 0`` clamps times), and there is
-no ``created`` label. Safety: user strings never reach a shell or Dockerfile variable
-expansion. References are validated against the OCI grammar, ``RUN`` and ``ENTRYPOINT``
-use the JSON (exec) form, which Dockerfile parsers neither expand nor split, and labels
-are handed to the builder as ``--label`` arguments instead of being written into the file.
+Reproducibility: file modes in the context are normalised (the builders' ``--timestamp 0``
+clamps times), and there is no ``created`` label. Safety: references are validated against
+the OCI grammar, and labels are handed to the builder as ``--label`` arguments instead of
+being written into the Dockerfile.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import re
 import shutil
@@ -22,10 +19,6 @@ from pathlib import Path
 from mlcicd.errors import UsageError
 from mlcicd.net import is_loopback
 
-MODEL_DIR = "/opt/ml/model"
-SERVER_PORT = 8080
-# Numeric, so the base image needs no /etc/passwd entry (a busybox or distroless base works).
-RUNTIME_USER = "10001:10001"
 LOCAL_REGISTRY = "localhost"
 
 _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
@@ -169,43 +162,6 @@ def _source_url(env: Mapping[str, str]) -> str:
     return env.get("CI_PROJECT_URL", "")
 
 
-def entrypoint(model_name: str, version: str, run_id: str | None) -> list[str]:
-    argv = ["python", "-m", "mlcicd.serving", "--model-dir", MODEL_DIR, "--host", "0.0.0.0",
-            # The container's network namespace is the boundary; inside it the server must
-            # listen on all interfaces or the published port reaches nothing.
-            "--allow-remote", "--port", str(SERVER_PORT),
-            "--model-name", model_name, "--model-version", version]
-    if run_id:
-        argv += ["--run-id", run_id]
-    return argv
-
-
-def _exec_form(argv: list[str]) -> str:
-    # JSON with ASCII escapes: a newline or `$` inside a value stays inside one JSON string
-    # and cannot start a new Dockerfile instruction or trigger variable expansion.
-    return json.dumps(argv, ensure_ascii=True)
-
-
-def render_dockerfile(*, base: str, install: str, entry: list[str]) -> str:
-    """The Dockerfile text; identical arguments give byte-identical output."""
-    lines = [
-        "# Rendered by ml-cicd build-image. Do not edit: change mlci.yaml `image:` and re-run the stage.",
-        f"FROM {check_base_image(base)}",
-        # HOME: the numeric user has no passwd entry, so HOME would be `/`, which it cannot write.
-        "ENV PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1 MLFLOW_DISABLE_TELEMETRY=true HOME=/tmp",
-    ]
-    if install.strip():
-        # Before the model: the install layer changes less often and stays cached on docker.
-        lines.append(f"RUN {_exec_form(['/bin/sh', '-c', install])}")
-    lines += [
-        f"COPY model/ {MODEL_DIR}/",
-        f"USER {RUNTIME_USER}",
-        f"EXPOSE {SERVER_PORT}",
-        f"ENTRYPOINT {_exec_form(entry)}",
-    ]
-    return "\n".join(lines) + "\n"
-
-
 @dataclass(frozen=True)
 class BuildContext:
     """A directory with ``Dockerfile`` and ``model/``; ``work`` holds the builder's id/digest files."""
@@ -251,14 +207,20 @@ def find_model_dir(downloaded: Path) -> Path:
     return found[0]
 
 
-def prepare_context(root: Path, model_src: Path, dockerfile: str, labels: Mapping[str, str]) -> BuildContext:
-    """Fresh context under ``root``: stale files from an earlier build would change the digest."""
+def prepare_context(root: Path, model_src: Path, dockerfile: str, labels: Mapping[str, str],
+                    wheels: Path | None = None) -> BuildContext:
+    """Fresh context under ``root``: stale files from an earlier build would change the digest.
+
+    ``wheels`` (resolved on the builder) is moved in as ``wheels/``.
+    """
     ctx = BuildContext(root, dict(labels))
     shutil.rmtree(ctx.context, ignore_errors=True)
     shutil.rmtree(ctx.work, ignore_errors=True)
     ctx.work.mkdir(parents=True)
     shutil.copytree(model_src, ctx.model, symlinks=False)
     normalise_modes(ctx.model)
+    if wheels is not None:
+        wheels.rename(ctx.context / "wheels")
     ctx.dockerfile.write_text(dockerfile)
     normalise_modes(ctx.context)
     return ctx

@@ -1,7 +1,9 @@
-"""``python -m mlcicd.serving --model-dir DIR --port P --model-name N --model-version V``.
+"""``python -m mlcicd.serving --model-dir DIR --port P --model-name N --model-version V [--workers W]``.
 
-Binds first, then loads the model (``/health`` answers 200 and ``/ready`` 503 meanwhile).
-SIGTERM: stop accepting, let in-flight requests finish, exit 0. Logs one line when the
+``--workers`` (or ``MLCI_SERVE_WORKERS``; default ``auto``: the CPUs the process may use)
+worker processes serve behind the one port; with 1 the server is a single process. Either
+way ``/health`` answers 200 from the moment the port is bound and ``/ready`` 200 once the
+model is loaded; SIGTERM drains in-flight requests and exits 0. One log line when the
 model is ready and one when the server stops; none per request.
 """
 
@@ -9,21 +11,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
+import socket
 import sys
-import threading
-import time
-import traceback
-from types import FrameType
+from pathlib import Path
 
 from mlcicd.net import is_loopback
-
-DRAIN_SECONDS = 30.0
-
-
-def _log(text: str) -> None:
-    stamp = time.strftime("%Y-%m-%dT%H:%M:%S")
-    print(f"{stamp} mlci-serve[{os.getpid()}]: {text}", file=sys.stderr, flush=True)
+from mlcicd.serving.cpus import WORKERS_ENV, parse_workers
+from mlcicd.serving.worker import log
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -36,67 +30,44 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--model-name", required=True)
     parser.add_argument("--model-version", required=True)
     parser.add_argument("--run-id", default=None)
+    parser.add_argument("--workers", default=None,
+                        help=f"worker processes behind the port: a number or `auto` (the usable CPUs); "
+                        f"default ${WORKERS_ENV}, else auto")
+    # Set by the supervisor for its workers: inherited listening socket and control channel.
+    parser.add_argument("--listen-fd", type=int, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--control-fd", type=int, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--balance", default=None, help=argparse.SUPPRESS)  # FILE:SLOT, see balance.py
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if not is_loopback(args.host) and not args.allow_remote:
-        _log(f"refusing to bind {args.host}: the server has no authentication. Use --host 127.0.0.1, "
-             "or pass --allow-remote behind a proxy that authenticates")
+        log(f"refusing to bind {args.host}: the server has no authentication. Use --host 127.0.0.1, "
+            "or pass --allow-remote behind a proxy that authenticates")
         return 2
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    from mlcicd.serving import worker
 
-    import prometheus_client
+    if args.control_fd is not None and args.listen_fd is not None:
+        from mlcicd.serving.balance import Balance
 
-    from mlcicd.serving.metrics import ServerMetrics
-    from mlcicd.serving.server import ModelHTTPServer, ModelService
-
-    prometheus_client.disable_created_metrics()  # *_created series: noise for every scrape
-    service = ModelService(args.model_name, args.model_version, args.run_id)
-    metrics = ServerMetrics(args.model_name, args.model_version, args.run_id)
+        path, _, slot = (args.balance or "").rpartition(":")
+        return worker.serve(args, sock=socket.socket(fileno=args.listen_fd),
+                            control=socket.socket(fileno=args.control_fd),
+                            balance=Balance(Path(path), int(slot)) if path else None)
+    source = "--workers" if args.workers is not None else f"${WORKERS_ENV}"
     try:
-        server = ModelHTTPServer((args.host, args.port), service, metrics)
-    except OSError as exc:
-        _log(f"cannot listen on {args.host}:{args.port}: {exc}")
-        return 1
+        count = parse_workers(args.workers if args.workers is not None else os.environ.get(WORKERS_ENV),
+                              where=source)
+    except ValueError as exc:
+        log(f"{exc}; e.g. --workers 2, or --workers auto for one per usable CPU")
+        return 2
+    if count == 1:
+        return worker.serve(args)
+    from mlcicd.serving import supervisor
 
-    stop = threading.Event()
-    failed: list[str] = []
-
-    def on_signal(signum: int, _frame: FrameType | None) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True,
-                     name="http").start()
-
-    started = time.monotonic()
-
-    def load() -> None:
-        try:
-            service.load(args.model_dir)
-        except BaseException:
-            failed.append(traceback.format_exc())
-            stop.set()
-            return
-        _log(f"model {args.model_name} v{args.model_version} ready on http://{args.host}:{args.port} "
-             f"(loaded in {time.monotonic() - started:.1f} s)")
-
-    # A daemon thread, so a SIGTERM during a slow load still ends the process promptly.
-    threading.Thread(target=load, daemon=True, name="load").start()
-    while not stop.wait(1.0):
-        pass
-    server.stopping = True
-    server.shutdown()  # stop the accept loop
-    server.server_close()  # close the listening socket: new connections are refused at once
-    left = server.drain(DRAIN_SECONDS)
-    if failed:
-        _log(f"could not load the model from {args.model_dir}:\n{failed[0]}")
-        return 1
-    _log(f"stopped after a signal; {'all in-flight requests finished' if not left else f'{left} requests cut'}")
-    return 0
+    return supervisor.run(args, count)
 
 
 if __name__ == "__main__":

@@ -3,11 +3,19 @@
 Names and labels are a contract: the canary monitor (``delivery/metrics/scrape.py``)
 and PromQL users read ``mlci_requests_total{code}``, the
 ``mlci_request_duration_seconds`` histogram and ``mlci_predictions_total{value}``.
+
+With several worker processes behind one port, a scrape reaches one worker at random,
+yet must count every worker's requests (the canary judge compares totals). So the
+supervisor sets ``PROMETHEUS_MULTIPROC_DIR`` before any process imports
+prometheus_client: each process then keeps its values in memory-mapped files there, and
+``/metrics`` in any of them sums all files (prometheus_client's multiprocess mode).
+Counters of a worker that died and was replaced stay in the sum, so totals never go down.
 """
 
 from __future__ import annotations
 
 import math
+import os
 import threading
 from collections import Counter as Tally
 from collections.abc import Iterable
@@ -15,6 +23,9 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from mlcicd.serving import MULTIPROC_ENV
+from mlcicd.serving.emf import EmfPublisher
 
 # Roughly 25% apart from 1 ms to 10 s: the canary judge compares quantiles bucket by bucket,
 # so a +50% latency regression must move a quantile across at least one bound.
@@ -74,11 +85,16 @@ class ServerMetrics:
                                  buckets=LATENCY_BUCKETS, registry=self.registry)
         self.predictions = Counter("mlci_predictions", "Predicted rows by (bucketed) predicted value.",
                                    ["value"], registry=self.registry)
+        # "max" over the processes: one series, no pid label, whichever worker answers.
         self.info = Gauge("mlci_model_info", "The model this server serves (always 1).",
-                          ["model_name", "model_version", "run_id"], registry=self.registry)
+                          ["model_name", "model_version", "run_id"], registry=self.registry,
+                          multiprocess_mode="max")
         self.info.labels(model_name, model_version, run_id or "").set(1)
         self._labels: set[str] = set()
         self._lock = threading.Lock()
+        # The same counts as CloudWatch EMF log lines when MLCI_EMF_NAMESPACE is set (ECS, awslogs);
+        # each worker writes its own lines and CloudWatch sums them.
+        self.emf = EmfPublisher.from_env(model_name, model_version)
 
     def observe_request(self, code: int, seconds: float) -> None:
         self.requests.labels(code=str(code)).inc()
@@ -89,6 +105,8 @@ class ServerMetrics:
         tally = Tally(value_label(v) for v in values)
         for label, count in tally.items():
             self.predictions.labels(value=self._bounded(label)).inc(count)
+        if self.emf is not None:
+            self.emf.add(self._bounded(label) for label in tally.elements())
 
     def _bounded(self, label: str) -> str:
         with self._lock:
@@ -100,4 +118,10 @@ class ServerMetrics:
             return label
 
     def render(self) -> tuple[bytes, str]:
+        if os.environ.get(MULTIPROC_ENV):
+            from prometheus_client import multiprocess
+
+            merged = CollectorRegistry()
+            multiprocess.MultiProcessCollector(merged)
+            return generate_latest(merged), CONTENT_TYPE_LATEST
         return generate_latest(self.registry), CONTENT_TYPE_LATEST

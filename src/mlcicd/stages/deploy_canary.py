@@ -4,11 +4,22 @@ Converges rather than assumes: the stable slot is (re)started for the current
 champion if it is not serving, the canary slot is made to serve the requested
 version, then traffic is split and finally alias ``canary`` is set. With no champion
 (a first release) the canary takes all traffic and is judged on absolute limits.
+
+Then it plans the bake (:mod:`mlcicd.delivery.planner`): from the stable's counters (its
+5xx rate, latency histogram, prediction mix, and the traffic it serves, read twice a
+second apart) or ``deploy.canary.expected_rps``, how many canary requests and minutes each
+promote claim needs; a ``duration`` too short to decide is a warning naming the one to set.
 """
 
 from __future__ import annotations
 
+import time
+from typing import Any
+
+from mlcicd.config import CanaryPolicy
+from mlcicd.delivery import planner
 from mlcicd.delivery.metrics import open_source
+from mlcicd.delivery.metrics.base import MeasurementError, MetricSource
 from mlcicd.delivery.targets.base import BackendUnhealthy
 from mlcicd.errors import UsageError
 from mlcicd.registry import CANARY, CHAMPION, ModelVersion
@@ -69,6 +80,8 @@ def run(ctx: StageContext) -> StageResult:
     state = target.state()
     checks.append(Check("canary", Status.PASS, f"v{candidate.version} serving at {backend.url}",
                         observed=f"{weight}%"))
+    plan = _plan(source, policy, state, weight, first_release, ctx.ci.log)
+    checks.append(planner.plan_check(plan, policy.duration))
     stable_version = state.stable.release.version if state.stable else ""
     summary = (
         f"first release: v{candidate.version} takes 100% of traffic at {state.endpoint}"
@@ -79,7 +92,9 @@ def run(ctx: StageContext) -> StageResult:
         "deploy-canary", Verdict.PASS, summary, checks=checks,
         outputs={"endpoint": state.endpoint or "", "canary-version": candidate.version,
                  "stable-version": stable_version},
-        figures={"canary_weight": weight, "first_release": first_release},
+        figures={"canary_weight": weight, "first_release": first_release,
+                 "plan": {"summary": plan.summary(), "expected_s": plan.seconds, "rps": plan.rps,
+                          "recommended_duration_s": plan.recommended, "step_requests": plan.step_requests}},
     )
 
 
@@ -98,3 +113,28 @@ def _never_healthy(session: DeploySession, candidate: ModelVersion, why: str, ch
                        outputs={"endpoint": state.endpoint or "", "canary-version": candidate.version,
                                 "stable-version": stable},
                        figures={"canary_weight": 0, "first_release": state.stable is None})
+
+
+# Seconds between the two reads of the stable's counters that measure the traffic it serves.
+TRAFFIC_SAMPLE = 1.0
+
+
+def _plan(source: MetricSource, policy: CanaryPolicy, state: Any, weight: int, first_release: bool,
+          log: Any) -> planner.Plan:
+    """The bake plan at the traffic the stable serves (or ``expected_rps`` where none can be measured)."""
+    seen = planner.Observed(rps=policy.expected_rps)
+    if state.stable is not None:
+        try:
+            first = source.read(state.stable)
+            time.sleep(TRAFFIC_SAMPLE)
+            second = source.read(state.stable)
+        except MeasurementError as exc:
+            log(f"bake plan: could not read the stable's counters ({exc}); planning from the config")
+        else:
+            served = second.total - first.total
+            share = max(1.0 - weight / 100, 0.01)
+            rps = served / TRAFFIC_SAMPLE / share if served > 0 else policy.expected_rps
+            seen = planner.Observed(rps=rps, error_rate=second.errors / second.total if second.total else None,
+                                    latency=second.latency_buckets or None, mix=second.predictions or None)
+    bounds = tuple(sorted(seen.latency)) if seen.latency else ()
+    return planner.plan(policy, seen, first_release=first_release, bounds=bounds)

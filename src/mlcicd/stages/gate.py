@@ -1,30 +1,26 @@
 """gate: judge a candidate model offline and register it as ``challenger`` when it passes.
 
 The candidate and the current champion (alias ``champion``, if any) score the same
-evaluation rows. Checks: absolute thresholds (``gate.thresholds``), MLflow-style
-change thresholds against the champion (``gate.champion``), a paired non-inferiority
-test (``gate.non_inferiority``), demographic parity across ``data.sensitive`` columns
-(``gate.fairness``) and single-row latency. Only a passing candidate is registered;
-the evidence goes onto the model version as ``mlci.gate.*`` tags so later stages and
-humans can see why it was allowed through.
-
-All statistics are numpy (see :mod:`mlcicd.evaluation`); fairlearn is never imported.
+evaluation rows. Checks (:mod:`mlcicd.evaluation.gate_checks`): absolute thresholds
+(``gate.thresholds``), change rules and tolerances against the champion
+(``gate.champion``), a paired non-inferiority test (``gate.non_inferiority``), fairness
+across ``data.sensitive`` columns (``gate.fairness``) and single-row latency, for a
+binary, multiclass or regression model (``model.task``, detected when not given). Only a
+passing candidate is registered (:meth:`Registry.register_challenger`); the evidence goes
+onto the model version as ``mlci.gate.*`` tags so later stages and humans can see why it
+was allowed through. The config was checked when it was loaded (:mod:`mlcicd.config_gate`).
 """
 
 from __future__ import annotations
 
-import difflib
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from mlcicd.config import GateConfig
 from mlcicd.errors import ConfigError, DataError, UsageError
-from mlcicd.evaluation.judge import TAG_PREFIX, Judge, summary
-from mlcicd.evaluation.metrics import GREATER_IS_BETTER
-from mlcicd.registry import CHALLENGER, CHAMPION, ModelVersion, Registry
+from mlcicd.registry import CHALLENGER, CHAMPION, Registry, run_of
 from mlcicd.report import StageResult, Verdict
 from mlcicd.stages import StageContext
 
@@ -35,8 +31,6 @@ if TYPE_CHECKING:
 
 
 def run(ctx: StageContext) -> StageResult:
-    gate = ctx.config.gate
-    _check_gate_config(gate, str(ctx.config.source or "mlci.yaml"))
     model_uri = str(ctx.inputs.model_uri)
     timings: dict[str, float] = {}
     clock = time.perf_counter()
@@ -58,6 +52,7 @@ def run(ctx: StageContext) -> StageResult:
 
 def _judge_and_register(ctx: StageContext, registry: Registry, model_uri: str, frame: Any, eval_path: Path,
                         sensitive: Any, shown: str, timings: dict[str, float]) -> StageResult:
+    from mlcicd.evaluation.gate_checks import TAG_PREFIX, GateChecks, TaskMismatch, summary
     from mlcicd.evaluation.scoring import check_label_types, load_model, score
 
     tracking_uri = registry.tracking_uri
@@ -86,7 +81,11 @@ def _judge_and_register(ctx: StageContext, registry: Registry, model_uri: str, f
             champion_error = f"champion v{champion_mv.version} could not be evaluated: {exc.what}"
     timings["load_and_predict"] = time.perf_counter() - clock
 
-    judge = Judge(ctx.config.gate, y_true, candidate, champion, champion_mv, sensitive)
+    try:
+        judge = GateChecks(ctx.config.gate, y_true, candidate, champion, champion_mv, sensitive,
+                           task=ctx.config.model.task)
+    except TaskMismatch as exc:
+        raise ConfigError(exc.what, where=f"{ctx.config.source or 'mlci.yaml'}: {exc.key}", fix=exc.fix) from None
     clock = time.perf_counter()
     judge.measure_latency()
     timings["latency"] = time.perf_counter() - clock
@@ -105,7 +104,8 @@ def _judge_and_register(ctx: StageContext, registry: Registry, model_uri: str, f
     registered = ""
     if verdict is Verdict.PASS and ctx.inputs.register:
         clock = time.perf_counter()
-        mv = _register(registry, model_uri, candidate_model, judge.tags(checks, verdict, eval_path))
+        mv = registry.register_challenger(model_uri, judge.tags(checks, verdict, eval_path),
+                                          uri_tag=f"{TAG_PREFIX}model_uri")
         timings["register"] = time.perf_counter() - clock
         outputs = {"model-version": mv.version, "model-uri": mv.uri}
         registered = f" Registered as {mv.uri} (alias {CHALLENGER})."
@@ -116,7 +116,7 @@ def _judge_and_register(ctx: StageContext, registry: Registry, model_uri: str, f
     figures = {**judge.figures(), "seconds": {k: round(v, 3) for k, v in timings.items()}}
     evidence = {
         "model_uri": model_uri,
-        "run_id": _run_id(model_uri),
+        "run_id": run_of(model_uri),
         "champion_uri": champion_mv.uri if champion_mv else None,
         "eval_data": str(eval_path),
         "tracking_uri": _without_credentials(tracking_uri),
@@ -125,37 +125,6 @@ def _judge_and_register(ctx: StageContext, registry: Registry, model_uri: str, f
 
 
 # -- inputs ------------------------------------------------------------------------------------------------------
-
-
-def _check_gate_config(gate: GateConfig, filename: str) -> None:
-    """Metric names and bounds are only meaningful to the gate, so it validates them, before any heavy work."""
-    valid = list(GREATER_IS_BETTER)
-
-    def unknown(section: str, name: str) -> None:
-        close = difflib.get_close_matches(name, valid, n=1)
-        hint = f"did you mean `{close[0]}`? " if close else ""
-        raise ConfigError(f"unknown metric {name!r}", where=f"{filename}: gate.{section}.{name}",
-                          fix=f"{hint}valid metrics: {', '.join(valid)}")
-
-    for name, bound in gate.thresholds.items():
-        if name not in GREATER_IS_BETTER:
-            unknown("thresholds", name)
-        if bound.min is None and bound.max is None:
-            raise ConfigError("a threshold needs `min`, `max` or both", where=f"{filename}: gate.thresholds.{name}",
-                              fix=f"e.g. `{name}: {{{'min: 0.8' if GREATER_IS_BETTER[name] else 'max: 0.1'}}}`")
-        if bound.min is not None and bound.max is not None and bound.min > bound.max:
-            raise ConfigError(f"min {bound.min} is greater than max {bound.max}",
-                              where=f"{filename}: gate.thresholds.{name}", fix="swap the two values")
-    for name in gate.champion:
-        if name not in GREATER_IS_BETTER:
-            unknown("champion", name)
-    ni = gate.non_inferiority
-    if ni is not None and (ni.margin < 0 or ni.resamples < 100):
-        raise ConfigError(f"margin must be ≥ 0 and resamples ≥ 100, got {ni.margin} and {ni.resamples}",
-                          where=f"{filename}: gate.non_inferiority", fix="e.g. `margin: 0.01`, `resamples: 10000`")
-    if gate.latency_rows < 0:
-        raise ConfigError(f"must be ≥ 0, got {gate.latency_rows}", where=f"{filename}: gate.latency_rows",
-                          fix="e.g. `latency_rows: 200`, or 0 to skip the latency benchmark")
 
 
 def _read_eval(ctx: StageContext) -> tuple[pd.DataFrame, Path, str]:
@@ -210,46 +179,3 @@ def _without_credentials(uri: str) -> str:
         return uri
     host = (parts.hostname or "") + (f":{parts.port}" if parts.port else "")
     return urlunsplit(parts._replace(netloc=host))
-
-
-def _run_id(model_uri: str) -> str | None:
-    if model_uri.startswith("runs:/"):
-        return model_uri[len("runs:/"):].split("/", 1)[0] or None
-    return None
-
-
-# -- registration ------------------------------------------------------------------------------------------------
-
-
-def _register(registry: Registry, model_uri: str, model: Any, tags: dict[str, str]) -> ModelVersion:
-    """Register (or re-use) the version, tag it with the evidence and point ``challenger`` at it.
-
-    Re-running the gate after a crash must not leave duplicate versions: a version of
-    this run already tagged with the same model URI is reused.
-    """
-    prefix = f"models:/{registry.model_name}"
-    existing: ModelVersion | None = None
-    if model_uri.startswith((prefix + "/", prefix + "@")):
-        existing = registry.resolve(model_uri)
-    elif (run_id := _run_id(model_uri)) is not None:
-        existing = _version_of_run(registry, run_id, model_uri)
-    if existing is None:
-        mv = registry.register(model_uri, _run_id(model_uri), tags)
-    else:
-        registry.set_tags(existing.version, tags)
-        mv = registry.version(existing.version)
-    registry.set_alias(CHALLENGER, mv.version)
-    return mv
-
-
-def _version_of_run(registry: Registry, run_id: str, model_uri: str) -> ModelVersion | None:
-    from mlflow.exceptions import MlflowException
-
-    try:
-        found = registry.client.search_model_versions(f"name='{registry.model_name}' and run_id='{run_id}'")
-    except MlflowException:
-        return None  # no such registered model yet
-    for mv in found:
-        if (mv.tags or {}).get(f"{TAG_PREFIX}model_uri") == model_uri:
-            return registry.version(str(mv.version))
-    return None

@@ -3,6 +3,9 @@
 The walk over the traffic steps lives in :mod:`mlcicd.delivery.progression`, the verdict in
 :mod:`mlcicd.delivery.analysis`; this stage wires inputs, the target, the metric source and
 the optional synthetic traffic together and turns the analysis into a report.
+
+Cancelled by CI (SIGINT or SIGTERM) it stops within a read, leaves traffic where it is and
+still writes its report: step, weight, the evidence so far, and how to resume or roll back.
 """
 
 from __future__ import annotations
@@ -10,7 +13,9 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from mlcicd.delivery import planner
 from mlcicd.delivery.analysis import MetricResult
+from mlcicd.delivery.cancel import Cancellation
 from mlcicd.delivery.metrics import open_source
 from mlcicd.delivery.progression import Analysis, CanaryAnalysis
 from mlcicd.errors import UsageError
@@ -47,12 +52,14 @@ def run(ctx: StageContext) -> StageResult:
         min_requests=int(ctx.inputs.min_requests),
     )
     source = open_source(ctx.config)
-    analysis = CanaryAnalysis(session.target, source, policy, session.registry, log=ctx.ci.log)
-    traffic = _start_traffic(ctx, state.endpoint or "")
-    try:
-        result = analysis.run(state)
-    finally:
-        load = traffic.stop().as_dict() if traffic is not None else None
+    with Cancellation() as cancel:
+        analysis = CanaryAnalysis(session.target, source, policy, session.registry, log=ctx.ci.log,
+                                  sleep=cancel.wait, stopped=cancel.stopped)
+        traffic = _start_traffic(ctx, state.endpoint or "")
+        try:
+            result = analysis.run(state)
+        finally:
+            load = traffic.stop(timeout=0.5 if cancel.stopped() else None).as_dict() if traffic is not None else None
     return _result(result, policy, state.stable is None, load, state.canary.release.version,
                    state.stable.release.version if state.stable else None)
 
@@ -66,8 +73,10 @@ def _action(decision: str, on_inconclusive: str) -> str:
 def _result(analysis: Analysis, policy: Any, first_release: bool, load: dict[str, Any] | None,
             canary_version: str, stable_version: str | None) -> StageResult:
     judgement = analysis.judgement
+    if analysis.cancelled:
+        return _cancelled(analysis, policy, load, canary_version, stable_version)
     action = _action(analysis.decision, policy.on_inconclusive)
-    checks = [_check(m) for m in judgement.metrics]
+    checks = [_check(m) for m in judgement.metrics] + _plan_checks(analysis, policy)
     passed = [s for s in analysis.steps if s.outcome == "promote"]
     walk = ", ".join(f"{s.weight}%" for s in passed)
     summary = f"{analysis.decision} after {analysis.elapsed:.0f} s: {judgement.reason}"
@@ -75,16 +84,51 @@ def _result(analysis: Analysis, policy: Any, first_release: bool, load: dict[str
         summary = f"promote-ready after {analysis.elapsed:.0f} s (steps passed: {walk}): {judgement.reason}"
     if analysis.traffic_off_seconds is not None:
         summary += f" — canary taken out of traffic in {analysis.traffic_off_seconds:.2f} s"
+    if analysis.decision == "inconclusive" and analysis.plan is not None:
+        advice = analysis.plan.advice(policy.duration)
+        if advice:
+            summary += f". The bake was too short for this traffic: {advice}"
     return StageResult(
         "monitor-canary", _VERDICT[analysis.decision], summary, checks=checks,
-        outputs={"decision": action},
-        figures={"elapsed_s": round(analysis.elapsed, 2), "first_release": first_release, "traffic": load,
-                 "canary_version": canary_version, "stable_version": stable_version,
-                 "steps": [dataclasses.asdict(s) for s in analysis.steps],
-                 "resumed_at_step": analysis.resumed_at_step,
-                 "traffic_off_seconds": analysis.traffic_off_seconds, "looks": len(analysis.looks)},
+        outputs={"decision": action}, figures=_figures(analysis, first_release, load, canary_version, stable_version),
         evidence={"timeline": analysis.timeline, "policy": dataclasses.asdict(policy)},
     )
+
+
+def _figures(analysis: Analysis, first_release: bool, load: dict[str, Any] | None, canary_version: str,
+             stable_version: str | None) -> dict[str, Any]:
+    plan = analysis.plan
+    return {"elapsed_s": round(analysis.elapsed, 2), "first_release": first_release, "traffic": load,
+            "canary_version": canary_version, "stable_version": stable_version,
+            "steps": [dataclasses.asdict(s) for s in analysis.steps], "resumed_at_step": analysis.resumed_at_step,
+            "traffic_off_seconds": analysis.traffic_off_seconds, "looks": len(analysis.looks),
+            "canary_weight": analysis.weight, "cancelled": analysis.cancelled,
+            "plan": None if plan is None else {"summary": plan.summary(), "expected_s": plan.seconds,
+                                               "recommended_duration_s": plan.recommended,
+                                               "step_requests": plan.step_requests}}
+
+
+def _plan_checks(analysis: Analysis, policy: Any) -> list[Check]:
+    """What the bake plan said at the traffic seen: a warning when the duration was too short for it."""
+    return [] if analysis.plan is None else [planner.plan_check(analysis.plan, policy.duration)]
+
+
+def _cancelled(analysis: Analysis, policy: Any, load: dict[str, Any] | None, canary_version: str,
+               stable_version: str | None) -> StageResult:
+    """Stopped by CI: traffic stays where it was; say where that is and how to go on from there."""
+    step = analysis.steps[-1] if analysis.steps else None
+    at = "before its first step" if step is None else \
+        f"at step {step.index + 1}/{len(policy.weights())} with the canary at {step.weight}% of traffic"
+    last = analysis.judgement
+    summary = (f"cancelled by {analysis.cancelled} after {analysis.elapsed:.0f} s {at}; traffic was left where it "
+               f"is. The evidence so far said: {last.decision}: {last.reason}. To resume, re-run monitor-canary: "
+               "it continues at the step traffic is at, with the time already spent. To roll back instead, run "
+               "the rollback stage (`mlci run rollback`): it sends all traffic to the stable release.")
+    checks = [_check(m) for m in last.metrics]
+    checks.insert(0, Check("cancelled", Status.WARN, summary, observed=analysis.cancelled))
+    return StageResult("monitor-canary", Verdict.INCONCLUSIVE, summary, checks=checks, outputs={"decision": "hold"},
+                       figures=_figures(analysis, False, load, canary_version, stable_version),
+                       evidence={"timeline": analysis.timeline, "policy": dataclasses.asdict(policy)})
 
 
 def _check(m: MetricResult) -> Check:

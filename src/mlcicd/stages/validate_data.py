@@ -1,9 +1,11 @@
 """validate-data: schema, quality and drift checks on the training and evaluation data.
 
-Order: load every file (a file that cannot be read is exit 2, before any check) ->
-schema expectations from data.columns, else inferred from the reference (else the
-training) data -> per dataset: columns, types and rules, missing values, duplicate
-rows, label balance, outliers -> drift of train and eval against the reference.
+Order: load every file with pyarrow (a file that cannot be read is exit 2, before any
+check) -> schema expectations from data.columns, else inferred from the reference (else
+the training) data -> per dataset: columns, types and rules, missing values, duplicate
+rows, label balance, outliers, and the Great Expectations suite of data.expectations ->
+drift of train and eval against the reference. ``--write-suite PATH`` also writes the
+suite inferred from the reference data, for the user to edit and commit.
 Passing per-column checks are folded into one check per family so the report stays
 readable; every failure and warning stays its own check with the fix in its message.
 """
@@ -14,7 +16,7 @@ import time
 from typing import TYPE_CHECKING
 
 from mlcicd.data import drift, quality
-from mlcicd.data.load import DataFile, load_table
+from mlcicd.data.load import DataFile, read_checked, to_frame
 from mlcicd.data.schema import NUMERIC, Schema, build_schema, check_columns, check_values
 from mlcicd.data.text import count, names
 from mlcicd.errors import UsageError
@@ -24,6 +26,9 @@ from mlcicd.stages import StageContext
 
 if TYPE_CHECKING:
     import pandas as pd
+    import pyarrow as pa
+
+    from mlcicd.data.expectations.outcome import Outcome
 
 ROLES = (("train", "train-data"), ("eval", "eval-data"), ("reference", "reference-data"))
 _DRIFT_KIND: dict[str | None, drift.Kind] = {
@@ -43,15 +48,20 @@ def run(ctx: StageContext) -> StageResult:
     config_name = ctx.config.source.name if ctx.config.source else "mlci.yaml"
     files = _data_files(ctx, config_name)
     label_origin = f"data.label in {config_name}"
+    tables: dict[str, pa.Table] = {}
     frames: dict[str, pd.DataFrame] = {}
     for role, file in files.items():
         # The reference may be unlabelled production data; train and eval need the label.
-        frames[role] = load_table(file, label=None if role == "reference" else data.label, label_origin=label_origin)
+        tables[role] = read_checked(file, label=None if role == "reference" else data.label,
+                                    label_origin=label_origin)
+        frames[role] = to_frame(tables[role])
         ctx.ci.log(f"{role}: {file.shown} ({count(frames[role].shape[0])} rows x {frames[role].shape[1]} columns)")
     loaded = time.perf_counter()
 
     schema = build_schema({r: frames[r] for r in ("reference", "train", "eval") if r in frames}, data, config_name)
     checks: list[Check] = []
+    written = _write_suite(ctx, tables, files, schema)
+    suite_figures = _suite_checks(ctx, tables, checks, config_name)
     clean: dict[str, pd.DataFrame] = {}
     for role in ("train", "eval"):
         if role in frames:
@@ -99,6 +109,8 @@ def run(ctx: StageContext) -> StageResult:
         summary = f"All data checks passed on {datasets}; {drift_text}."
     if warnings:
         summary += f" {len(warnings)} warning(s): {names(warnings, 10)}."
+    if written:
+        summary += f" {written}"
     return StageResult(
         ctx.stage.id,
         Verdict.FAIL if failures else Verdict.PASS,
@@ -112,6 +124,7 @@ def run(ctx: StageContext) -> StageResult:
             "drift_settings": {"p_value": data.drift.p_value, "max_rows": data.drift.max_rows,
                                "seed": drift.SEED, "fail_on_drift": bool(fail_on_drift)},
             "seconds": {"load": round(loaded - started, 3), "checks": round(finished - loaded, 3)},
+            **suite_figures,
         },
         evidence={"files": {role: str(f.path.resolve()) for role, f in files.items()}},
     )
@@ -132,6 +145,50 @@ def _data_files(ctx: StageContext, config_name: str) -> dict[str, DataFile]:
             "(--train-data PATH to mlci run, MLCI_TRAIN_DATA in the environment)",
         )
     return files
+
+
+def _write_suite(ctx: StageContext, tables: dict[str, pa.Table], files: dict[str, DataFile], schema: Schema) -> str:
+    """``--write-suite PATH``: the suite inferred from the reference (else training) data."""
+    path = ctx.input_path("write-suite")
+    if path is None:
+        return ""
+    from mlcicd.data.expectations.infer import infer_suite
+    from mlcicd.data.expectations.suite import write_suite
+
+    role = "reference" if "reference" in tables else "train"
+    name = ctx.config.project or (ctx.config.root.name if ctx.config.root else "data")
+    suite = infer_suite(tables[role], schema, ctx.config.data, name=name,
+                        source=f"the {role} data ({files[role].shown})")
+    try:
+        write_suite(suite, path)
+    except OSError as exc:
+        raise UsageError(f"cannot write the suite: {exc.strerror or exc}", where=f"input write-suite {path}",
+                         fix="pass a writable path, e.g. --write-suite expectations.json") from None
+    ctx.ci.log(f"wrote {len(suite.expectations)} expectations inferred from the {role} data to {path}")
+    return (f"Wrote {len(suite.expectations)} expectations inferred from the {role} data to {path}: edit them, "
+            f"commit the file and set data.expectations to it.")
+
+
+def _suite_checks(ctx: StageContext, tables: dict[str, pa.Table], checks: list[Check],
+                  config_name: str) -> dict[str, object]:
+    """The Great Expectations suite of ``data.expectations`` on the train and eval data."""
+    shown = ctx.config.data.expectations
+    path = ctx.config.path(shown)
+    if path is None or shown is None:
+        return {}
+    from mlcicd.data.expectations import evaluate
+    from mlcicd.data.expectations.suite import load_suite
+
+    started = time.perf_counter()
+    suite = load_suite(path, f"{shown} in {config_name}")
+    outcomes: dict[str, list[Outcome]] = {}
+    for role in ("train", "eval"):
+        if role in tables:
+            outcomes[role] = evaluate.validate(tables[role], suite, where=f"{shown} (data.expectations)")
+            checks += _tag(evaluate.to_checks(outcomes[role], shown), role)
+    return {"expectations": {"suite": shown, "name": suite.name,
+                             **{role: evaluate.figures(o) for role, o in outcomes.items()}},
+            "expectations_seconds": round(time.perf_counter() - started, 3)}
 
 
 def _origin(ctx: StageContext, input_name: str) -> str:

@@ -39,12 +39,12 @@ from mlcicd.delivery.metrics.base import MeasurementError, Snapshot
 from mlcicd.delivery.targets.base import Backend, TargetState
 from mlcicd.errors import UsageError
 from mlcicd.plugins import SettingsError
+from mlcicd.serving.metrics import LATENCY_BUCKETS
 
 ALB_NAMESPACE = "AWS/ApplicationELB"
-# Latency bucket bounds (seconds) the histogram is read at: the model server's grid.
-BOUNDS = (0.001, 0.0015, 0.002, 0.0025, 0.003, 0.004, 0.005, 0.006, 0.008, 0.01, 0.0125, 0.015, 0.02,
-          0.025, 0.03, 0.04, 0.05, 0.06, 0.08, 0.1, 0.125, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.6, 0.8,
-          1.0, 1.5, 2.0, 3.0, 5.0, 10.0)
+# Latency bucket bounds (seconds) the histogram is read at: the model server's own grid, so the
+# judge compares the same quantile bounds on every source.
+BOUNDS = LATENCY_BUCKETS
 _MAX_QUERIES = 500  # GetMetricData's limit per call
 
 

@@ -3,11 +3,12 @@
 Custom checks on this source name a series rather than a PromQL expression:
 ``metric_name`` or ``metric_name{label="value",...}``; the value is the sum of the
 matching samples on the page (a counter, a gauge, a histogram's ``_count``...).
+Pages and selectors are parsed by prometheus_client's own parser, so label values may
+hold any character the format allows (a predicted class ``a}b``, escaped quotes...).
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 import requests
@@ -17,23 +18,18 @@ from mlcicd.delivery.targets.base import Backend, TargetState
 from mlcicd.errors import UsageError
 from mlcicd.plugins import SettingsError
 
-_LINE = re.compile(r'^(?P<name>[a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(?P<labels>[^}]*)\})?\s+(?P<value>\S+)')
-_LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
-_SELECTOR = re.compile(r'^\s*(?P<name>[a-zA-Z_:][a-zA-Z0-9_:]*)\s*(?:\{(?P<labels>[^}]*)\})?\s*$')
-
 Sample = tuple[str, dict[str, str], float]
 
 
 def samples(text: str) -> list[Sample]:
     """(name, labels, value) of every sample in the Prometheus text format."""
-    found = []
-    for line in text.splitlines():
-        if not line or line.startswith("#"):
-            continue
-        m = _LINE.match(line)
-        if m:
-            found.append((m["name"], dict(_LABEL.findall(m["labels"] or "")), float(m["value"])))
-    return found
+    from prometheus_client.parser import text_string_to_metric_families
+
+    try:
+        return [(s.name, dict(s.labels), float(s.value))
+                for family in text_string_to_metric_families(text) for s in family.samples]
+    except ValueError as exc:  # the page is not the Prometheus text format
+        raise MeasurementError(f"unreadable metrics page: {exc}") from exc
 
 
 def parse(text: str) -> Snapshot:
@@ -53,15 +49,16 @@ def parse(text: str) -> Snapshot:
 
 def select(text: str, query: str) -> float:
     """Sum of the samples ``query`` (``name{label="v"}``) matches; MeasurementError if none does."""
-    m = _SELECTOR.match(query)
-    if m is None:
+    try:
+        # A selector is a sample line without its value: let the same parser read it.
+        ((name, wanted, _),) = samples(query.strip() + " 0\n")
+    except (MeasurementError, ValueError):
         raise UsageError(f"custom check query {query!r} is not a series selector",
                          where="mlci.yaml: deploy.canary.checks.custom[].query (source: scrape)",
                          fix='the scrape source reads one series, e.g. `mlci_requests_total{code="500"}`; '
-                         "use `source: prometheus` for PromQL expressions")
-    wanted = dict(_LABEL.findall(m["labels"] or ""))
-    values = [v for name, labels, v in samples(text)
-              if name == m["name"] and all(labels.get(k) == want for k, want in wanted.items())]
+                         "use `source: prometheus` for PromQL expressions") from None
+    values = [v for sample_name, labels, v in samples(text)
+              if sample_name == name and all(labels.get(k) == want for k, want in wanted.items())]
     if not values:
         raise MeasurementError(f"no series matches {query!r}")
     return sum(values)

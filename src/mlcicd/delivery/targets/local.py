@@ -52,10 +52,15 @@ class LocalSettings:
     port: int = 8080
     # Where the target keeps its state, relative to the project root.
     state_dir: str = ".mlci/local"
+    # Worker processes per model server. 1: stable, canary and the router share one machine
+    # (a laptop, a runner), and each worker holds its own copy of the model and libraries.
+    workers: int = 1
 
     def check(self) -> None:
         if not 1 <= self.port <= 65535:
             raise SettingsError("port", f"must be a TCP port (1..65535), got {self.port}", "e.g. `port: 8080`")
+        if self.workers < 1:
+            raise SettingsError("workers", f"must be at least 1, got {self.workers}", "e.g. `workers: 2`")
 
 
 @dataclass
@@ -104,6 +109,7 @@ class LocalTarget:
         self.registry = env.registry
         self.dir = (env.root / settings.state_dir).resolve()
         self.port = settings.port
+        self.workers = settings.workers
         self.ready_timeout = ready_timeout
         self.router = NginxRouter(self.dir / "nginx", self.port)
 
@@ -225,7 +231,7 @@ class LocalTarget:
         log = self.dir / "logs" / f"{slot}-{release.version}.log"
         argv = [sys.executable, "-m", "mlcicd.serving", "--port", str(port), "--host", "127.0.0.1",
                 "--model-dir", str(model_dir), "--model-name", release.model_name,
-                "--model-version", release.version]
+                "--model-version", release.version, "--workers", str(self.workers)]
         if release.run_id:
             argv += ["--run-id", release.run_id]
         env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "PYTHONUNBUFFERED": "1"}

@@ -1,4 +1,4 @@
-"""The gate's rules, without MLflow: checks, verdict sentence, tags, config validation."""
+"""The gate's checks, without MLflow: every task, tolerances, verdict sentence, tags, config validation."""
 
 from __future__ import annotations
 
@@ -10,11 +10,11 @@ import pytest
 
 from mlcicd.config import parse_config
 from mlcicd.errors import ConfigError
-from mlcicd.evaluation.judge import NO_CHAMPION, Judge, summary
+from mlcicd.evaluation.gate_checks import NO_CHAMPION, GateChecks, TaskMismatch, summary
 from mlcicd.evaluation.scoring import Scored
 from mlcicd.registry import ModelVersion
 from mlcicd.report import Status, Verdict
-from mlcicd.stages.gate import _check_gate_config, _without_credentials
+from mlcicd.stages.gate import _without_credentials
 
 RNG = np.random.default_rng(0)
 Y = RNG.integers(0, 2, 1000)
@@ -38,8 +38,9 @@ def _scored(accuracy: float, seed: int = 1, *, proba: bool = True) -> Scored:
 CHAMPION = ModelVersion("m", "3", "run", "models:/x", {})
 
 
-def _judge(gate, candidate, champion=None, sensitive=None):
-    return Judge(gate, Y, candidate, champion, CHAMPION if champion is not None else None, sensitive or {})
+def _judge(gate, candidate, champion=None, sensitive=None, y=None, task=None):
+    return GateChecks(gate, Y if y is None else y, candidate, champion, CHAMPION if champion is not None else None,
+                      sensitive or {}, task=task)
 
 
 def _by_name(checks):
@@ -99,7 +100,7 @@ def test_fairness_reports_group_rates_and_fails_over_the_limit():
                    sensitive={"group": GROUP})
     check = _by_name(judge.checks(""))["fairness"]
     assert check.status is Status.FAIL and "across 'group'" in check.message
-    assert "exceeds the limit 0.1" in check.message
+    assert "exceeds the limit 0.1" in check.message and "95% lower bound" in check.message
     rates = judge.figures()["fairness"]["columns"]["group"]["selection_rates"]
     assert rates["a"] == 1.0 and 0.3 < rates["b"] < 0.7
 
@@ -142,12 +143,93 @@ def test_tags_carry_the_evidence(tmp_path: Path):
     ({"thresholds": {"accuracy": {}}}, "gate.thresholds.accuracy", "min: 0.8"),
     ({"thresholds": {"fpr": {"min": 0.5, "max": 0.1}}}, "gate.thresholds.fpr", "swap"),
     ({"latency_rows": -1}, "gate.latency_rows", "latency_rows: 200"),
+    # Tolerances of the wrong sign or direction.
+    ({"champion": {"accuracy": {"max_drop": -0.01}}}, "gate.champion.accuracy.max_drop", "min_absolute_change"),
+    ({"champion": {"latency_p99_ms": {"max_ratio": 0.9}}}, "gate.champion.latency_p99_ms.max_ratio", "1.1"),
+    ({"champion": {"rmse": {"max_drop": 1.0}}}, "gate.champion.rmse.max_drop", "use `max_increase`"),
+    ({"champion": {"accuracy": {"min_ratio": 1.5}}}, "gate.champion.accuracy.min_ratio", "0.98"),
+    ({"champion": {"accuracy": {"min_absolute_change": -0.01}}}, "gate.champion.accuracy.min_absolute_change",
+     "max_drop: 0.01"),
+    ({"champion": {"accuracy": {"max_drop": 0.01, "min_absolute_change": 0.01}}}, "gate.champion.accuracy",
+     "either"),
+    ({"non_inferiority": {"margin": -0.1}}, "gate.non_inferiority.margin", "margin: 0.01"),
+    ({"fairness": {"max_group_difference": {"roc_auc": 0.1}}}, "gate.fairness.max_group_difference.roc_auc",
+     "use one of"),
+    ({"fairness": {"min_demographic_parity_ratio": 1.5}}, "gate.fairness.min_demographic_parity_ratio", "0.1"),
 ])
 def test_gate_config_errors_name_the_key(gate, key, hint):
-    cfg = parse_config({"data": {"label": "y"}, "mlflow": {"model_name": "m"}, "gate": gate})
     with pytest.raises(ConfigError) as err:
-        _check_gate_config(cfg.gate, "mlci.yaml")
+        parse_config({"data": {"label": "y"}, "mlflow": {"model_name": "m"}, "gate": gate})
     assert f"mlci.yaml: {key}" in str(err.value) and hint in str(err.value)
+
+
+@pytest.mark.parametrize(("model", "gate", "key", "hint"), [
+    ({"task": "regresion"}, {}, "model.task", "binary, multiclass, regression"),
+    ({"task": "binary"}, {"thresholds": {"rmse": {"max": 10}}}, "gate.thresholds.rmse", "not a metric of a binary"),
+    ({"task": "regression"}, {"non_inferiority": {"metric": "accuracy"}}, "gate.non_inferiority.metric", "rmse, mae"),
+    ({"task": "regression"}, {"fairness": {"max_group_difference": {"accuracy": 0.1}}},
+     "gate.fairness.max_group_difference.accuracy", "rmse, mae"),
+])
+def test_wrong_task_names_the_key(model, gate, key, hint):
+    with pytest.raises(ConfigError) as err:
+        parse_config({"data": {"label": "y"}, "mlflow": {"model_name": "m"}, "model": model, "gate": gate})
+    assert f"mlci.yaml: {key}" in str(err.value) and hint in str(err.value)
+
+
+def test_tolerance_messages_show_allowed_and_observed():
+    gate = _gate(champion={"accuracy": {"max_drop": 0.08}, "error_rate": {"max_increase": 0.01}}, non_inferiority=None)
+    checks = _by_name(_judge(gate, _scored(0.86, seed=6), _scored(0.90, seed=7)).checks(""))
+    within = checks["champion.accuracy"]
+    assert within.status is Status.PASS and "allowed 0.08" in within.message and "dropped 0.0" in within.message
+    over = checks["champion.error_rate"]
+    assert over.status is Status.FAIL and "allowed 0.01" in over.message and "rose 0.0" in over.message
+    assert "not met" in over.message
+
+
+def test_regression_model_thresholds_champion_and_paired_loss_bootstrap():
+    rng = np.random.default_rng(4)
+    y = rng.normal(150, 50, 800)
+    good = Scored("runs:/a/model", None, None, y + rng.normal(0, 20, 800), None)
+    worse = Scored("runs:/b/model", None, None, y + rng.normal(0, 40, 800), None)
+    gate = _gate(thresholds={"rmse": {"max": 30}, "r2": {"min": 0.3}}, champion={"rmse": {"max_ratio": 1.1}},
+                 non_inferiority={"margin": 2.0})
+    judge = _judge(gate, worse, good, y=y)
+    assert judge.task == "regression" and judge.task_origin == "detected"
+    checks = _by_name(judge.checks(""))
+    assert checks["thresholds.rmse"].status is Status.FAIL and checks["thresholds.r2"].status is Status.PASS
+    assert checks["champion.rmse"].status is Status.FAIL and "allowed x1.1" in checks["champion.rmse"].message
+    ni = checks["non_inferiority"]
+    assert ni.status is Status.FAIL and ni.message.startswith("rmse 38.5 vs champion 20.1")
+    assert "paired bootstrap" in ni.message
+    assert judge.figures()["non_inferiority"]["metric"] == "rmse"
+    same = _by_name(_judge(gate, good, good, y=y).checks(""))["non_inferiority"]
+    assert same.status is Status.PASS and "improvement lower bound +0" in same.message
+    assert summary(Verdict.FAIL, list(checks.values()), judge, "").startswith("gate failed on non_inferiority: rmse")
+
+
+def test_multiclass_model():
+    rng = np.random.default_rng(5)
+    y = rng.integers(0, 3, 900)
+    pred = np.where(rng.random(900) < 0.8, y, rng.integers(0, 3, 900))
+    judge = _judge(_gate(thresholds={"f1": {"min": 0.5}}), Scored("runs:/a/model", None, None, pred, [0, 1, 2]),
+                   y=y, sensitive={"group": np.where(rng.random(900) < 0.5, "a", "b")})
+    checks = _by_name(judge.checks(""))
+    assert judge.task == "multiclass" and checks["thresholds.f1"].status is Status.PASS
+    assert checks["fairness"].status is Status.PASS
+    assert judge.figures()["fairness"]["columns"]["group"]["disparities"]["demographic_parity_difference"]["detail"]
+
+
+def test_task_that_contradicts_the_data_is_an_error():
+    text = Scored("runs:/a/model", None, None, np.where(Y == 1, "yes", "no"), None)
+    with pytest.raises(TaskMismatch) as err:
+        _judge(_gate(), text, y=np.where(Y == 1, "yes", "no"), task="regression")
+    assert err.value.key == "model.task"
+    three = Scored("runs:/a/model", None, None, np.arange(len(Y)) % 3, None)
+    with pytest.raises(TaskMismatch):
+        _judge(_gate(), three, y=np.arange(len(Y)) % 3, task="binary")
+    with pytest.raises(TaskMismatch) as err:
+        _judge(_gate(thresholds={"rmse": {"max": 1}}), _scored(0.9))  # detected binary: rmse does not apply
+    assert err.value.key == "gate.thresholds.rmse"
 
 
 def test_credentials_never_reach_the_report():
