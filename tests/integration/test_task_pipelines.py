@@ -19,6 +19,7 @@ import yaml
 from test_pipeline_tracking_server import release as shared_release
 from test_pipeline_tracking_server import run
 
+from mlcicd import plugins
 from mlcicd.config import load_config
 from mlcicd.delivery.targets import open_target
 from mlcicd.delivery.targets.processes import free_port
@@ -104,7 +105,7 @@ def release(project: Path, command: str) -> dict:
 
 
 def answers(project: Path, row: dict, n: int = 20) -> tuple[set[str], list]:
-    port = load_config(project / "mlci.yaml").deploy.local.port
+    port = load_config(project / "mlci.yaml").plugin_settings(plugins.TARGETS, "local").port
     versions, predictions = set(), []
     for _ in range(n):
         r = requests.post(f"http://127.0.0.1:{port}/invocations", json={"dataframe_records": [row]}, timeout=10)
