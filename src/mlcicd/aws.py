@@ -1,10 +1,12 @@
 """boto3 clients and AWS errors that teach.
 
 Credentials come from boto3's standard chain, never from stage inputs: on GitHub Actions
-``aws-actions/configure-aws-credentials`` (OIDC) exports them, on GitLab CI an ``id_tokens``
-JWT written to ``AWS_WEB_IDENTITY_TOKEN_FILE`` together with ``AWS_ROLE_ARN`` lets boto3
-assume the role itself. ``AWS_ENDPOINT_URL`` (and the per-service ``AWS_ENDPOINT_URL_<SERVICE>``)
-are honoured by boto3, which is how the tests point everything at moto's server.
+``aws-actions/configure-aws-credentials`` (OIDC) exports them; on GitLab CI the job's
+``id_tokens`` JWT (variable ``AWS_ID_TOKEN``) is written to a private file named by
+``AWS_WEB_IDENTITY_TOKEN_FILE``, and with ``AWS_ROLE_ARN`` boto3 assumes the role itself
+(``AssumeRoleWithWebIdentity``), refreshing before the session expires.
+``AWS_ENDPOINT_URL`` (and the per-service ``AWS_ENDPOINT_URL_<SERVICE>``) are honoured
+by boto3, which is how the tests point everything at moto's server.
 
 boto3 is imported lazily: only stages that talk to AWS pay for it (``pip install 'ml-cicd[aws]'``).
 """
@@ -13,7 +15,8 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
+import tempfile
+from collections.abc import Iterator, MutableMapping
 from typing import Any
 
 from mlcicd.errors import MlciError, ToolMissingError, UsageError
@@ -27,6 +30,29 @@ OIDC_FIX = ("give the job AWS credentials without stored keys: on GitHub Actions
             "aws-actions/configure-aws-credentials with `role-to-assume: ${{ vars.AWS_ROLE_ARN }}` before this step; "
             "on GitLab CI add `id_tokens: {AWS_ID_TOKEN: {aud: sts.amazonaws.com}}` and set AWS_ROLE_ARN (see the "
             "README's OIDC section)")
+# The variable GitLab's `id_tokens:` puts the job's OIDC token in (rendered pipelines use this name).
+ID_TOKEN_ENV = "AWS_ID_TOKEN"
+
+
+def web_identity_from_ci(env: MutableMapping[str, str] | None = None) -> str | None:
+    """Write a CI job's OIDC token (``AWS_ID_TOKEN``) to a private file for boto3's web-identity chain.
+
+    boto3 reads a web-identity token only from a file, while GitLab hands it over in a variable.
+    Does nothing when there is no token or role, or when the file is already set; returns the
+    file written (also set as ``AWS_WEB_IDENTITY_TOKEN_FILE`` in ``env``, default os.environ).
+    """
+    if env is None:
+        env = os.environ
+    token = env.get(ID_TOKEN_ENV, "").strip()
+    if not token or not env.get("AWS_ROLE_ARN") or env.get("AWS_WEB_IDENTITY_TOKEN_FILE"):
+        return None
+    fd, path = tempfile.mkstemp(prefix="mlci-oidc-", suffix=".jwt")  # mode 0600
+    with os.fdopen(fd, "w") as fh:
+        fh.write(token)
+    env["AWS_WEB_IDENTITY_TOKEN_FILE"] = path
+    # CloudTrail shows which job acted.
+    env.setdefault("AWS_ROLE_SESSION_NAME", f"mlci-{env.get('CI_JOB_ID') or env.get('GITHUB_RUN_ID') or 'job'}")
+    return path
 
 
 class AwsUnavailable(MlciError):
@@ -45,6 +71,7 @@ def client(service: str, region: str | None = None, *, attempts: int = 6, read_t
     if not region:
         raise UsageError("no AWS region given", where="mlci.yaml: deploy.ecs.region",
                          fix="set `region: eu-west-1` (or the AWS_REGION environment variable)")
+    web_identity_from_ci()
     cfg = BotoConfig(retries={"max_attempts": attempts, "mode": "adaptive"}, connect_timeout=5,
                      read_timeout=read_timeout)
     return boto3.client(service, region_name=region, config=cfg)

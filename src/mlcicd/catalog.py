@@ -61,6 +61,8 @@ class Stage:
     needs: tuple[str, ...] = ()
     # Changes what serves traffic: a deployment environment, serialised per environment, OIDC tokens.
     deploys: bool = False
+    # Reads the deploy target (and its metric source) without changing what serves: OIDC tokens too.
+    watches: bool = False
     # A rendered pipeline waits for a human before it runs (protected environment / when: manual).
     approval: bool = False
     # on_failure: runs only when a stage it needs failed (rollback follows a failed canary judgement).
@@ -214,9 +216,11 @@ STAGES: tuple[Stage, ...] = (
         ),
         (Output("decision", "promote, rollback, or hold (inconclusive with deploy.canary.on_inconclusive: hold)."),
          VERDICT_OUT),
-        extra="core",
+        # The target's SDK and the registry: it reads the target and records its decision on the version.
+        extra="deploy",
         job_stage="monitor",
         needs=("deploy-canary",),
+        watches=True,
     ),
     Stage(
         "promote",

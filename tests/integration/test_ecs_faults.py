@@ -173,3 +173,37 @@ def test_cloudwatch_unreadable_mid_bake_ends_inconclusive(project: EcsProject, c
     assert report["verdict"] == "inconclusive", report["summary"]
     assert "unreadable" in report["summary"] and "GetMetricData" in log, report["summary"]
     assert report["outputs"]["decision"] != "promote"
+
+
+def test_a_listener_changed_by_somebody_else_mid_bake_is_reported_and_never_overwritten(
+        project: EcsProject, champion: str) -> None:
+    import boto3
+
+    canary = project.release("python train.py --C 0.5")
+    assert project.run("deploy-canary", image=IMAGE).code == 0
+    project.configure(deploy={"canary": {"duration": 120}})
+    elb = boto3.client("elbv2", region_name="eu-west-1")
+    with project.users():
+        proc, workdir = project.start("monitor-canary")
+        time.sleep(15)  # a few looks at the first step
+        # An operator sends half the traffic to the canary by hand, in the console.
+        listener = elb.describe_listeners(ListenerArns=[project.infra.listener_arn])["Listeners"][0]
+        groups = list(forward_weights(listener["DefaultActions"]))
+        elb.modify_listener(ListenerArn=project.infra.listener_arn, DefaultActions=[{
+            "Type": "forward", "ForwardConfig": {"TargetGroups": [
+                {"TargetGroupArn": arn, "Weight": 50} for arn in groups]}}])
+        log, _ = proc.communicate(timeout=300)
+    from ecs_project import read_report
+
+    report = read_report(workdir, "monitor-canary")
+    assert proc.returncode == 3, log
+    assert report["verdict"] == "inconclusive" and report["outputs"]["decision"] == "hold", report["summary"]
+    assert "somebody else changed the router's split" in report["summary"], report["summary"]
+    assert sorted(listener_weights(project).values()) == [50, 50]  # the operator's split stands
+    promote = project.run("promote")
+    assert promote.code != 0 and project.registry().aliases()["champion"] == champion, promote.log
+    # The rollback stage may take the canary out (weight 0 is always safe), and says what it overrode.
+    rollback = project.run("rollback")
+    assert rollback.code == 0, rollback.log
+    assert {w for w in listener_weights(project).values()} <= {0, 100}
+    assert project.registry().aliases().get("canary") != canary

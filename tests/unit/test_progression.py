@@ -13,7 +13,7 @@ from mlcicd.config import parse_config
 from mlcicd.delivery import progression
 from mlcicd.delivery.metrics.base import MeasurementError, Snapshot
 from mlcicd.delivery.progression import CHECKPOINT_TAG, DECISION_TAG, CanaryAnalysis, resume_step
-from mlcicd.delivery.targets.base import Backend, Release, TargetState
+from mlcicd.delivery.targets.base import Backend, Release, RouterConflict, TargetState
 
 
 @dataclass
@@ -25,13 +25,16 @@ class FakeTarget:
     canary_up: bool = True
     weights: list[int] = field(default_factory=list)
     name: str = "fake"
+    drift: str | None = None  # set by a test: somebody else changed the split
 
     def state(self) -> TargetState:
         stable = Backend("stable", Release("m", "1", "models:/m/1"), "http://s", self.stable_up)
         canary = Backend("canary", Release("m", "2", "models:/m/2"), "http://c", self.canary_up)
-        return TargetState("http://router", stable, canary, self.canary_weight)
+        return TargetState("http://router", stable, canary, self.canary_weight, drift=self.drift)
 
     def set_canary_weight(self, percent: int) -> None:
+        if self.drift and percent:
+            raise RouterConflict(f"{self.drift}. Not overwriting a split somebody else set")
         self.canary_weight = percent
         self.weights.append(percent)
 
@@ -251,3 +254,24 @@ def test_a_canary_already_out_of_traffic_is_never_sent_traffic_again():
     result = analysis.run(target.state())
     assert result.decision == "rollback" and target.weights == []
     assert "it had decided: error rate: x3" in result.judgement.reason
+
+
+@pytest.mark.parametrize("bad", [False, True])
+def test_a_split_changed_by_somebody_else_stops_the_walk_and_is_never_overwritten(bad):
+    target = FakeTarget()
+    registry = FakeRegistry()
+    analysis, _, log = _analysis(target, {"canary_error_rate": 0.2} if bad else None, registry)
+    original = analysis.target.state
+
+    def state_with_a_hand_edit() -> TargetState:  # from the first look on, the split was changed by hand
+        if any("step 1/" in line for line in log):
+            target.drift = "the listener's forward action reads 50/50, but ml-cicd last set 90/10"
+        return original()
+
+    analysis.target.state = state_with_a_hand_edit  # type: ignore[method-assign]
+    result = analysis.run(target.state())
+    assert result.decision == "inconclusive" and result.router_changed is not None
+    assert "somebody else changed the router's split" in result.judgement.reason
+    assert "50/50" in result.judgement.reason and "rollback stage" in result.judgement.reason
+    assert target.weights == [10]  # the first step's weight only: nothing after the change
+    assert json.loads(registry.tags[DECISION_TAG])["decision"] == "inconclusive"

@@ -33,7 +33,7 @@ from mlcicd.delivery import planner
 from mlcicd.delivery.analysis import Judgement, Look, MetricResult, judge
 from mlcicd.delivery.histograms import histogram_total
 from mlcicd.delivery.metrics.base import MeasurementError, MetricSource, Snapshot
-from mlcicd.delivery.targets.base import Backend, Target, TargetState
+from mlcicd.delivery.targets.base import Backend, RouterConflict, Target, TargetState
 from mlcicd.registry import Registry
 
 CHECKPOINT_TAG = "mlci.canary.analysis"
@@ -63,6 +63,8 @@ class Analysis:
     plan: planner.Plan | None = None  # what the current step's claims need, at the traffic seen
     cancelled: str | None = None  # the signal that stopped the walk (traffic left where it was)
     weight: int | None = None  # the canary's weight when the walk ended
+    # Why the walk stopped because somebody else changed the router's split (never overwritten).
+    router_changed: str | None = None
 
     @property
     def decision(self) -> str:
@@ -183,10 +185,15 @@ class CanaryAnalysis:
         served = 0.0  # canary requests since the analysis began, at the latest successful read
         walk = _Walk(self, weights, first_release, reference)
         elapsed = self.clock() - started_at
+        changed: str | None = None  # the router's split was changed by somebody else
         while True:
             weight = weights[index]
             if not first_release:
-                self.target.set_canary_weight(weight)
+                try:
+                    self.target.set_canary_weight(weight)
+                except RouterConflict as exc:
+                    changed = str(exc)
+                    break
             elapsed = self.clock() - started_at  # includes time spent before a crash
             step = StepRecord(index, weight, elapsed)
             steps.append(step)
@@ -201,6 +208,9 @@ class CanaryAnalysis:
                     break
                 elapsed = self.clock() - started_at  # includes time spent before a crash
                 current = self.target.state()
+                if current.drift:
+                    changed = current.drift
+                    break
                 canary = self.reader.since_start(current.canary)
                 stable = None if first_release else self.reader.since_start(current.stable)
                 look = Look(elapsed=elapsed, canary=canary, stable=stable, canary_weight=weight,
@@ -235,20 +245,26 @@ class CanaryAnalysis:
             if self.stopped():
                 step.outcome = "cancelled"
                 break
+            if changed is not None:
+                step.outcome = "router changed"
+                break
             assert judgement is not None
             step.outcome = judgement.decision
             if judgement.decision == "promote" and index + 1 < len(weights):
                 index += 1
                 continue
             break
+        if changed is not None:
+            judgement = Judgement("inconclusive", _router_changed(changed, weights[index]),
+                                  judgement.metrics if judgement is not None else ())
         if judgement is None:
             judgement = Judgement("inconclusive", "cancelled before the first look", ())
         analysis = Analysis(judgement, steps, looks, elapsed, resumed, timeline=timeline, plan=walk.plan,
-                            cancelled=self.stopped(), weight=weights[index])
+                            cancelled=self.stopped(), weight=weights[index], router_changed=changed)
         if analysis.cancelled:
             self.log(f"{analysis.cancelled}: stopping the analysis; traffic stays at {weights[index]}%")
             return analysis  # traffic stays where it is; the checkpoint lets a re-run resume
-        if judgement.decision == "rollback" and not first_release:
+        if judgement.decision == "rollback" and not first_release and changed is None:
             # Protect users now; the rollback stage stops the canary and records why.
             off = self.clock()
             self.target.set_canary_weight(0)
@@ -329,6 +345,12 @@ class _Walk:
         eta = f", ~{left / rate:,.0f} s to go at {rate:,.1f} canary req/s" if rate > 0 and left > 0 else ""
         what = f" ({binding.claim})" if binding is not None else ""
         return f" | progress: {step.canary_requests:,.0f} of ~{need:,.0f} canary requests{what}{eta}"
+
+
+def _router_changed(drift: str, weight: int) -> str:
+    return (f"the analysis stopped: somebody else changed the router's split while the canary was at {weight}% "
+            f"({drift}). ml-cicd does not overwrite it: decide which version should serve, then run the rollback "
+            "stage (it only takes the canary out of traffic) or restore the split and re-run monitor-canary")
 
 
 def _timeline_entry(look: Look, judgement: Judgement, step: int) -> dict[str, Any]:

@@ -26,7 +26,10 @@ def render(ci: str, *, ref: str | None, source: str | None, config: str, output:
     """``mlci-gen render``: print the pipeline, or with ``output`` (re)write that file."""
     try:
         opts = pipeline.options(ci, ref=ref, source=source, config=config, output=output)
-        text = pipeline.render(opts)
+        cfg = load_config(opts.config)
+        text = pipeline.render(opts, cfg)
+        for warning in pipeline.runner_warnings(cfg):
+            err(f"warning: {warning}")
         if output is None:
             echo(text)
             return EXIT_PASS
@@ -52,6 +55,10 @@ def check(config: str, *, echo: Echo, root: str | Path = ".", source: str = DEFA
         echo(f"{config}: valid")
         for line in planner.config_lines(cfg.deploy.canary):  # how long the canary needs to decide
             echo(line)
+        ci_files = [rel for rel in pipeline.PIPELINE_PATHS.values() if (root / rel).is_file()]
+        if ci_files:  # a CI pipeline runs each job on its own runner
+            for warning in pipeline.runner_warnings(cfg):
+                echo(f"warning: {warning} ({', '.join(ci_files)} runs each job on a fresh machine)")
         for ci, rel in pipeline.PIPELINE_PATHS.items():
             if not (root / rel).is_file():
                 continue

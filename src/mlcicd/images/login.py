@@ -105,6 +105,9 @@ def _ecr(host: str, env: Mapping[str, str]) -> Credentials:
     except ImportError:
         raise UsageError("logging in to ECR needs boto3, which is not installed", where=LOGIN_WHERE,
                          fix="pip install 'ml-cicd[aws]' (or boto3)") from None
+    from mlcicd.aws import web_identity_from_ci
+
+    web_identity_from_ci()  # GitLab: the job's id_tokens JWT, for boto3's chain (it reads os.environ)
     client = boto3.session.Session().client("ecr", region_name=region)
     kwargs = {"registryIds": [m["account"]]} if m else {}
     try:

@@ -75,7 +75,8 @@ def _result(analysis: Analysis, policy: Any, first_release: bool, load: dict[str
     judgement = analysis.judgement
     if analysis.cancelled:
         return _cancelled(analysis, policy, load, canary_version, stable_version)
-    action = _action(analysis.decision, policy.on_inconclusive)
+    # A split somebody else set is theirs: no automatic rollback acts on it (hold, and say why).
+    action = "hold" if analysis.router_changed else _action(analysis.decision, policy.on_inconclusive)
     checks = [_check(m) for m in judgement.metrics] + _plan_checks(analysis, policy)
     passed = [s for s in analysis.steps if s.outcome == "promote"]
     walk = ", ".join(f"{s.weight}%" for s in passed)

@@ -15,14 +15,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mlcicd.aws import translated
-from mlcicd.errors import TargetError
+from mlcicd.delivery.targets.base import RouterConflict
 
 LAST_TAG = "mlci:weights"
 PENDING_TAG = "mlci:weights-pending"
-
-
-class RouterConflict(TargetError):
-    """The listener's split was changed outside ml-cicd; ml-cicd will not overwrite it on its own."""
 
 
 def canonical(weights: Mapping[str, int]) -> str:

@@ -24,6 +24,10 @@ if TYPE_CHECKING:
 Slot = Literal["stable", "canary"]
 
 
+class RouterConflict(TargetError):
+    """The router's split was changed outside ml-cicd; ml-cicd will not overwrite it on its own."""
+
+
 class BackendUnhealthy(TargetError):
     """A new version never became healthy (ensure_backend). Traffic was not moved to it."""
 
