@@ -12,6 +12,7 @@ import os
 import stat
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -31,7 +32,7 @@ def test_the_token_file_is_private_and_an_existing_one_is_kept(tmp_path):
     path = web_identity_from_ci(env)
     assert path is not None and env["AWS_WEB_IDENTITY_TOKEN_FILE"] == path
     try:
-        assert open(path).read() == TOKEN
+        assert Path(path).read_text() == TOKEN
         assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
         assert env["AWS_ROLE_SESSION_NAME"] == "mlci-42"
         assert web_identity_from_ci(env) is None  # already set: nothing written twice
