@@ -67,6 +67,11 @@ class Stage:
     approval: bool = False
     # on_failure: runs only when a stage it needs failed (rollback follows a failed canary judgement).
     when: When = "on_success"
+    # Debian packages (each also the command it provides) a job in a bare Python image installs
+    # first: GitLab components run in python:3.11-slim; GitHub's ubuntu-latest already has them.
+    os_packages: tuple[str, ...] = ()
+    # Environment the job needs for them (e.g. how buildah runs inside an unprivileged container).
+    os_env: tuple[tuple[str, str], ...] = ()
 
     @property
     def module(self) -> str:
@@ -175,6 +180,9 @@ STAGES: tuple[Stage, ...] = (
         extra="deploy",
         job_stage="build",
         needs=("gate",),
+        # Daemonless and without privileges: chroot isolation and vfs storage work in a container.
+        os_packages=("buildah",),
+        os_env=(("BUILDAH_ISOLATION", "chroot"), ("STORAGE_DRIVER", "vfs")),
     ),
     Stage(
         "deploy-canary",

@@ -96,7 +96,7 @@ def test_header_records_the_command_and_sqlite_gets_a_warning(project):
     assert "WARNING: the config uses a local SQLite tracking store" in text
     cfg = load_config(EXAMPLE / "mlci.yaml")
     cfg.mlflow.tracking_uri = "https://mlflow.example.com"
-    assert "WARNING" not in pipeline.render(pipeline.options("gitlab"), cfg)
+    assert "tracking store" not in pipeline.render(pipeline.options("gitlab"), cfg)
 
 
 # --- GitLab ------------------------------------------------------------------------------------

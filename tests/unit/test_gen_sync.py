@@ -177,7 +177,10 @@ def test_component_spec_covers_the_catalogue_with_checked_types(stage):
     (job_name, job), = job_doc.items()
     assert job_name == "$[[ inputs.as ]]"
     variables = {env_var(i.name): f"$[[ inputs.{i.name} ]]" for i in all_inputs(stage)}
-    assert job["variables"] == {"MLCI_CI": "gitlab", "MLCI_PACKAGE": "$[[ inputs.package ]]", **variables}
+    assert job["variables"] == {"MLCI_CI": "gitlab", "MLCI_PACKAGE": "$[[ inputs.package ]]", **variables,
+                                **dict(stage.os_env)}
+    for package in stage.os_packages:  # installed only when the job image lacks it
+        assert any(line.startswith(f"command -v {package} >/dev/null || ") for line in job["script"])
     assert job["script"][-1] == f"mlci run {stage.id}"
     reports = job["artifacts"]["reports"]
     assert reports["dotenv"] == f"$[[ inputs.report-dir ]]/{stage.id}.env"

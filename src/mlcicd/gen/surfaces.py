@@ -200,10 +200,11 @@ def root_context(stages: tuple[Stage, ...] = STAGES) -> dict[str, Any]:
 def component_context(stage: Stage) -> dict[str, Any]:
     variables = [("MLCI_CI", "gitlab"), ("MLCI_PACKAGE", '"$[[ inputs.package ]]"')]
     variables += [(env_var(i.name), f'"$[[ inputs.{i.name} ]]"') for i in all_inputs(stage)]
+    variables += [(key, ru.yaml_quote(value)) for key, value in stage.os_env]
     inputs = [{"name": i.name, "description": i.description, "type": i.type, "default": i.default_yaml,
                "options": i.options, "regex": i.regex} for i in gitlab_inputs(stage)]
     return {"header": HEADER, "summary": stage.summary, "stage": stage.id, "inputs": inputs,
-            "variables": variables, "deploy": stage.deploys}
+            "variables": variables, "deploy": stage.deploys, "os_packages": stage.os_packages}
 
 
 def component_names() -> tuple[str, ...]:
