@@ -59,7 +59,8 @@ class AwsUnavailable(MlciError):
     """AWS could not be reached or kept throttling; re-running the stage is safe."""
 
 
-def client(service: str, region: str | None = None, *, attempts: int = 6, read_timeout: float = 30.0) -> Any:
+def client(service: str, region: str | None = None, *, attempts: int = 6, read_timeout: float = 30.0,
+           region_key: str = "deploy.ecs.region") -> Any:
     """A boto3 client with retries suited to CI jobs (adaptive, a few attempts, short timeouts)."""
     try:
         import boto3
@@ -69,7 +70,7 @@ def client(service: str, region: str | None = None, *, attempts: int = 6, read_t
                                fix="pip install 'ml-cicd[aws]'") from exc
     region = region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
     if not region:
-        raise UsageError("no AWS region given", where="mlci.yaml: deploy.ecs.region",
+        raise UsageError("no AWS region given", where=f"mlci.yaml: {region_key}",
                          fix="set `region: eu-west-1` (or the AWS_REGION environment variable)")
     web_identity_from_ci()
     cfg = BotoConfig(retries={"max_attempts": attempts, "mode": "adaptive"}, connect_timeout=5,

@@ -203,8 +203,9 @@ class DataPlane:
         model_dir = self.dir / "no-such-model" if crash else self._model(name, version)
         argv = [sys.executable, "-m", "mlcicd.serving", "--port", str(port), "--host", "127.0.0.1",
                 "--model-dir", str(model_dir), "--model-name", name, "--model-version", version]
-        pid = processes.start_detached(argv, log, env={**_base_env(), "MLCI_EMF_NAMESPACE": env.get(
-            "MLCI_EMF_NAMESPACE", "mlci/Serving"), "MLCI_EMF_INTERVAL": "1"})
+        # The task definition's environment, as ECS would set it (the EMF namespace comes from there).
+        task_env = {k: v for k, v in env.items() if k.startswith(("MLCI_EMF_", "MLCI_SERVE_"))}
+        pid = processes.start_detached(argv, log, env={**_base_env(), **task_env, "MLCI_EMF_INTERVAL": "1"})
         self.tasks.append(Task(svc["serviceName"], svc["taskDefinition"], started["taskArn"], ip, port, pid, log,
                                balancer["targetGroupArn"], int(balancer["containerPort"])))
 

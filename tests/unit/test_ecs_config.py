@@ -39,6 +39,8 @@ def test_a_valid_config_passes_and_names_its_services() -> None:
     ({"security_groups": []}, "security_groups", "sg-"),
     ({"cpu": 300}, "cpu", "1024 = 1 vCPU"),
     ({"cpu": 256, "memory": 4096}, "memory", "512..2048"),
+    ({"cpu": 1024, "memory": 3000}, "memory", "steps of 1024"),
+    ({"cpu": 8192, "memory": 17408}, "memory", "steps of 4096"),
     ({"execution_role_arn": None}, "execution_role_arn", "ecsTaskExecutionRole"),
     ({"desired_count": 0}, "desired_count", "desired_count: 2"),
     ({"target_groups": {"red": "arn:aws:elasticloadbalancing:eu-west-1:123456789012:targetgroup/x/1"}},

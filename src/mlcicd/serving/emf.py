@@ -21,6 +21,8 @@ from collections.abc import Callable, Iterable
 from typing import TextIO
 
 NAMESPACE_ENV = "MLCI_EMF_NAMESPACE"
+# Where the ecs target's tasks publish and the cloudwatch source reads unless configured otherwise.
+DEFAULT_NAMESPACE = "mlci/Serving"
 INTERVAL_ENV = "MLCI_EMF_INTERVAL"
 
 

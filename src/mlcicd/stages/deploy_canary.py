@@ -123,7 +123,11 @@ def _plan(source: MetricSource, policy: CanaryPolicy, state: Any, weight: int, f
           log: Any) -> planner.Plan:
     """The bake plan at the traffic the stable serves (or ``expected_rps`` where none can be measured)."""
     seen = planner.Observed(rps=policy.expected_rps)
-    if state.stable is not None:
+    resolution = float(getattr(source, "resolution", 0.0) or 0.0)  # e.g. CloudWatch's one-minute periods
+    if state.stable is not None and resolution > TRAFFIC_SAMPLE:
+        log(f"bake plan: {source.name} counts per {resolution:g} s, too coarse to measure traffic in "
+            f"{TRAFFIC_SAMPLE:g} s; planning from deploy.canary.expected_rps")
+    elif state.stable is not None:
         try:
             first = source.read(state.stable)
             time.sleep(TRAFFIC_SAMPLE)

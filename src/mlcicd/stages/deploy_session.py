@@ -38,8 +38,9 @@ class DeploySession:
         return cls(open_target(ctx.config, registry=registry), registry)
 
     def release(self, mv: ModelVersion, image: str | None = None) -> Release:
-        """What to deploy; the image defaults to the one build-image recorded on the version (by digest)."""
-        found = image or mv.tags.get(IMAGE_TAG) or mv.tags.get(DEPLOYED_IMAGE_TAG)
+        """What to deploy; the image defaults to the one that last ran this version (a restore brings
+        back exactly that), else the one build-image recorded on the version (by digest)."""
+        found = image or mv.tags.get(DEPLOYED_IMAGE_TAG) or mv.tags.get(IMAGE_TAG)
         return Release(mv.name, mv.version, mv.uri, mv.run_id, found or None)
 
     def reconcile_aliases(self, state: TargetState) -> None:

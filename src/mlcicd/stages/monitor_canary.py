@@ -52,6 +52,11 @@ def run(ctx: StageContext) -> StageResult:
         min_requests=int(ctx.inputs.min_requests),
     )
     source = open_source(ctx.config)
+    resolution = float(getattr(source, "resolution", 0.0) or 0.0)  # e.g. CloudWatch's period
+    if resolution > policy.interval:
+        ctx.ci.log(f"{source.name} has new data every {resolution:g} s: looking every {resolution:g} s instead of "
+                   f"{policy.interval:g} s")
+        policy = dataclasses.replace(policy, interval=resolution)
     with Cancellation() as cancel:
         analysis = CanaryAnalysis(session.target, source, policy, session.registry, log=ctx.ci.log,
                                   sleep=cancel.wait, stopped=cancel.stopped)

@@ -53,7 +53,13 @@ class Snapshot:
 class MetricSource(Protocol):
     """Where the canary monitor reads live metrics. Both methods only read; neither retries
     for long (the monitor looks again next interval) and both raise MeasurementError, never
-    return made-up zeros, when the source cannot answer."""
+    return made-up zeros, when the source cannot answer.
+
+    Optional attribute ``resolution`` (seconds): how often the source has new data. A source
+    with coarse data (CloudWatch's one-minute periods) sets it; the monitor then looks no more
+    often than that, and deploy-canary plans the bake from ``expected_rps`` instead of measuring
+    traffic over one second.
+    """
 
     name: str
 

@@ -39,6 +39,7 @@ from mlcicd.delivery.metrics.base import MeasurementError, Snapshot
 from mlcicd.delivery.targets.base import Backend, TargetState
 from mlcicd.errors import UsageError
 from mlcicd.plugins import SettingsError
+from mlcicd.serving.emf import DEFAULT_NAMESPACE
 from mlcicd.serving.metrics import LATENCY_BUCKETS
 
 ALB_NAMESPACE = "AWS/ApplicationELB"
@@ -58,7 +59,7 @@ class CloudWatchConfig:
     # How much of the stable's earlier traffic to read as the judge's reference.
     lookback: float = 3600.0
     # Where the model server's EMF prediction metrics land.
-    namespace: str = "mlci/Serving"
+    namespace: str = DEFAULT_NAMESPACE
 
     def check(self) -> None:
         if self.period not in (1, 5, 10, 30) and (self.period < 60 or self.period % 60):
@@ -89,12 +90,18 @@ class CloudWatchSource:
         self._totals: dict[str, Snapshot] = {}
 
     @property
+    def resolution(self) -> float:
+        """Seconds between new data: reading more often only sees the same counts again."""
+        return float(self.cfg.period)
+
+    @property
     def client(self) -> Any:
         if self._client is None:
             from mlcicd.aws import client
 
             # A look must not hang: few retries, short reads (the monitor looks again next interval).
-            self._client = client("cloudwatch", self.cfg.region, attempts=2, read_timeout=10.0)
+            self._client = client("cloudwatch", self.cfg.region, attempts=2, read_timeout=10.0,
+                                  region_key="deploy.canary.sources.cloudwatch.region")
         return self._client
 
     def _floor(self, t: float) -> float:

@@ -28,6 +28,8 @@ from mlcicd.delivery.targets.alb import AlbRouter, RouterView
 from mlcicd.delivery.targets.base import Backend, BackendUnhealthy, Release, Slot, TargetEnv, TargetState
 from mlcicd.delivery.targets.ecs_config import COLORS, EcsConfig
 from mlcicd.errors import TargetError, UsageError
+from mlcicd.serving import emf
+from mlcicd.serving.cpus import WORKERS_ENV
 
 SLOT_TAG = "mlci:slot"
 _RELEASE_TAGS = {"model_name": "mlci:model-name", "version": "mlci:model-version", "model_uri": "mlci:model-uri",
@@ -233,9 +235,11 @@ class EcsTarget:
             if tags.get(_RELEASE_TAGS["image"]) == image:
                 return arn
         cfg = self.cfg
+        # The prediction mix as EMF log lines (awslogs turns them into metrics the cloudwatch source
+        # reads); `environment` may name another namespace, matching deploy.canary.sources.cloudwatch.
         env = {"MLCI_MODEL_NAME": release.model_name, "MLCI_MODEL_VERSION": release.version,
-               "MLCI_MODEL_URI": release.model_uri, **({"MLCI_WORKERS": str(cfg.workers)} if cfg.workers else {}),
-               **cfg.environment}
+               "MLCI_MODEL_URI": release.model_uri, emf.NAMESPACE_ENV: emf.DEFAULT_NAMESPACE,
+               **({WORKERS_ENV: str(cfg.workers)} if cfg.workers else {}), **cfg.environment}
         container: dict[str, Any] = {
             "name": CONTAINER, "image": image, "essential": True, "memory": cfg.memory,
             "portMappings": [{"containerPort": cfg.container_port, "protocol": "tcp"}],

@@ -22,9 +22,15 @@ _ARN = {
     "test_listener_arn": re.compile(r"^arn:aws[\w-]*:elasticloadbalancing:[\w-]+:\d{12}:listener/app/"),
 }
 _TG_ARN = re.compile(r"^arn:aws[\w-]*:elasticloadbalancing:[\w-]+:\d{12}:targetgroup/")
-# Fargate's valid (cpu units -> memory MiB range) pairs; memory must also be a multiple of 1024 above 2048.
-_FARGATE_MEMORY = {256: (512, 2048), 512: (1024, 4096), 1024: (2048, 8192), 2048: (4096, 16384),
-                   4096: (8192, 30720), 8192: (16384, 61440), 16384: (32768, 122880)}
+# Fargate's valid sizes: cpu units -> (lowest, highest, step) memory in MiB (256 CPU units also takes 512).
+_FARGATE_MEMORY = {256: (1024, 2048, 1024), 512: (1024, 4096, 1024), 1024: (2048, 8192, 1024),
+                   2048: (4096, 16384, 1024), 4096: (8192, 30720, 1024), 8192: (16384, 61440, 4096),
+                   16384: (32768, 122880, 8192)}
+
+
+def fargate_memory_ok(cpu: int, memory: int) -> bool:
+    low, high, step = _FARGATE_MEMORY[cpu]
+    return (cpu == 256 and memory == 512) or (low <= memory <= high and (memory - low) % step == 0)
 
 
 @dataclass
@@ -108,9 +114,10 @@ class EcsConfig:
             if span is None:
                 fail("cpu", f"{self.cpu} is not a Fargate CPU size",
                      f"use one of {', '.join(map(str, _FARGATE_MEMORY))} (1024 = 1 vCPU)")
-            elif not span[0] <= self.memory <= span[1]:
+            elif not fargate_memory_ok(self.cpu, self.memory):
+                low = 512 if self.cpu == 256 else span[0]
                 fail("memory", f"{self.memory} MiB does not fit {self.cpu} CPU units on Fargate",
-                     f"use {span[0]}..{span[1]} MiB, or change cpu")
+                     f"use {low}..{span[1]} MiB in steps of {span[2]}, e.g. `memory: {span[0]}`, or change cpu")
             if self.execution_role_arn is None:
                 fail("execution_role_arn", "Fargate tasks need an execution role to pull the image and ship logs",
                      "e.g. `execution_role_arn: arn:aws:iam::123456789012:role/ecsTaskExecutionRole`")
