@@ -21,6 +21,7 @@ from typing import Any, Literal
 import yaml
 
 from mlcicd import plugins
+from mlcicd.config_deploy import BlueGreenConfig, SmokeCheckConfig, Strategy, check_blue_green
 from mlcicd.config_gate import (
     Bound,
     ChangeThreshold,
@@ -33,8 +34,21 @@ from mlcicd.config_gate import (
 from mlcicd.errors import ConfigError
 from mlcicd.settings import Source, build, plugin_section
 
-__all__ = ["Bound", "ChangeThreshold", "Config", "FairnessConfig", "GateConfig", "ModelConfig", "NonInferiority",
-           "load_config", "lookup", "parse_config"]
+__all__ = [
+    "BlueGreenConfig",
+    "Bound",
+    "ChangeThreshold",
+    "Config",
+    "FairnessConfig",
+    "GateConfig",
+    "ModelConfig",
+    "NonInferiority",
+    "SmokeCheckConfig",
+    "Strategy",
+    "load_config",
+    "lookup",
+    "parse_config",
+]
 
 DEFAULT_CONFIG = "mlci.yaml"
 
@@ -254,7 +268,10 @@ class CanaryPolicy:
 class DeployConfig:
     # An installed deploy-target plugin (built in: local).
     target: str = "local"
+    # canary: a share of traffic, judged step by step; blue-green: smoke checks, then all at once.
+    strategy: Strategy = "canary"
     canary: CanaryPolicy = field(default_factory=CanaryPolicy)
+    blue_green: BlueGreenConfig = field(default_factory=BlueGreenConfig)
     # Each target's own settings, `deploy.<name>: {...}` (every other key under deploy), built
     # by the plugin's settings type.
     targets: dict[str, Any] = field(default_factory=dict, metadata={"rest": True})
@@ -442,6 +459,7 @@ def _check_semantics(cfg: Config, filename: str) -> None:
             fail(f"deploy.canary.checks.custom[{i}].name", f"name {custom.name!r} is used twice",
                  "give every check its own name")
     check_gate(cfg.gate, cfg.model, fail)
+    check_blue_green(cfg.deploy.blue_green, fail)
     if cfg.data.label in cfg.data.sensitive:
         fail("data.sensitive", f"the label column {cfg.data.label!r} cannot be a sensitive attribute",
              "list demographic columns such as `sensitive: [gender]`")

@@ -85,7 +85,8 @@ class _Synced:
 
     def __getattr__(self, name: str) -> Any:
         attr = getattr(self._inner, name)
-        if name not in ("ensure_backend", "set_canary_weight", "promote_canary", "remove_backend", "shutdown"):
+        if name not in ("ensure_backend", "set_canary_weight", "promote_canary", "remove_backend", "shutdown",
+                        "direct_url"):
             return attr
 
         def synced(*args: Any, **kwargs: Any) -> Any:
@@ -114,7 +115,8 @@ def _ecs_kit(request: pytest.FixtureRequest) -> TargetKit:
     infra = AwsInfra.create("ct")
     plane = DataPlane(infra, tracking_uri=project.tracking_uri, workdir=tmp / "aws").start()
     request.addfinalizer(plane.stop)
-    section = infra.ecs_config(health_timeout=90, poll_interval=0.3, endpoint=plane.endpoint)
+    section = infra.ecs_config(health_timeout=90, poll_interval=0.3, endpoint=plane.endpoint,
+                               test_endpoint=plane.test_endpoint)
 
     def make(config: Config) -> Target:
         # Through mlci.yaml's deploy.ecs section and the plugin registry, as a stage opens it.
@@ -230,6 +232,21 @@ def test_canary_split_then_promote(kit: TargetKit, target: Target, mlflow_projec
     versions, codes = send(state.endpoint, mlflow_project.rows, 50)
     assert codes == {200: 50} and versions == {"2": 50}
     assert not kit.answers(old_stable), "the old stable server still answers"
+
+
+def test_a_slot_is_reached_directly_before_it_takes_traffic(kit: TargetKit, target: Target,
+                                                           mlflow_project: MlflowProject) -> None:
+    """Blue-green's smoke checks: the new version answers at its direct address while users see only
+    the old one."""
+    state = stable_and_canary(kit, target, mlflow_project, 0)
+    url = target.direct_url("canary")
+    assert target.direct_url("canary") == url  # idempotent
+    versions, codes = send(url, mlflow_project.rows, 20)
+    assert codes == {200: 20} and versions == {"2": 20}
+    versions, codes = send(state.endpoint, mlflow_project.rows, 20)
+    assert codes == {200: 20} and versions == {"1": 20}  # users still get the stable only
+    versions, _ = send(target.direct_url("stable"), mlflow_project.rows, 10)
+    assert versions == {"1": 10}
 
 
 def test_rollback_removes_the_canary(kit: TargetKit, target: Target, mlflow_project: MlflowProject) -> None:

@@ -70,8 +70,8 @@ class EcsProject:
         cfg["gate"]["thresholds"].pop("latency_p99_ms", None)
         cfg["deploy"]["target"] = "ecs"
         cfg["deploy"].pop("local", None)
-        cfg["deploy"]["ecs"] = infra.ecs_config(endpoint=plane.endpoint, poll_interval=0.5, health_timeout=120,
-                                                **ecs)
+        cfg["deploy"]["ecs"] = infra.ecs_config(endpoint=plane.endpoint, test_endpoint=plane.test_endpoint,
+                                                poll_interval=0.5, health_timeout=120, **ecs)
         # The rig publishes ALB metrics at 1-second resolution as they happen: read them at once.
         cfg["deploy"]["canary"].update({"source": "cloudwatch",
                                         "sources": {"cloudwatch": {"period": 1, "delay": 2, "lookback": 30}}},

@@ -85,6 +85,16 @@ def test_example_config_loads():
          "deploy.canary.checks.error_rate.step_margin", "step_margin: 0.005"),
         ({**MINIMAL, "deploy": {"canary": {"last_look": -5}}}, "deploy.canary.last_look", "last_look: 120"),
         ({**MINIMAL, "deploy": {"canary": {"expected_rps": 0}}}, "deploy.canary.expected_rps", "expected_rps: 50"),
+        ({**MINIMAL, "deploy": {"strategy": "bluegreen"}}, "deploy.strategy", "blue-green"),
+        ({**MINIMAL, "deploy": {"blue_green": {"keep_seconds": 0}}}, "deploy.blue_green.keep_seconds",
+         "keep_seconds: 600"),
+        ({**MINIMAL, "deploy": {"blue_green": {"smoke": [{"name": "a", "request": "x"}]}}},
+         "deploy.blue_green.smoke[0].request", "dataframe_records"),
+        ({**MINIMAL, "deploy": {"blue_green": {"smoke": [{"name": "a", "request": {"inputs": [1]}, "expect": 1}]}}},
+         "deploy.blue_green.smoke[0].expect", "expect: [1]"),
+        ({**MINIMAL, "deploy": {"blue_green": {"smoke": [{"name": "a", "request": {"inputs": [1]}},
+                                                         {"name": "a", "request": {"inputs": [2]}}]}}},
+         "deploy.blue_green.smoke[0].name", "its own name"),
     ],
 )
 def test_bad_config_names_key_and_fix(raw, where, fix):

@@ -196,6 +196,25 @@ def test_a_cancelled_walk_stops_at_once_and_leaves_traffic_where_it_is(stop_afte
     assert any("stopping the analysis; traffic stays at" in line for line in log)
 
 
+def test_blue_green_watches_the_whole_window_at_all_traffic_then_is_promote_ready():
+    target = FakeTarget(canary_weight=100)
+    analysis, _, _ = _analysis(target, duration=120)
+    analysis.blue_green = True
+    result = analysis.run(target.state())
+    assert result.decision == "promote" and [s.weight for s in result.steps] == [100]
+    assert result.elapsed >= 120  # not promote-ready before the old version's warm window ends
+    assert set(target.weights) == {100}
+
+
+def test_blue_green_switches_back_to_the_warm_version_on_a_regression():
+    target = FakeTarget(canary_weight=100)
+    analysis, _, _ = _analysis(target, {"canary_error_rate": 0.2}, duration=120)
+    analysis.blue_green = True
+    result = analysis.run(target.state())
+    assert result.decision == "rollback" and result.elapsed < 120
+    assert target.weights[-1] == 0  # all traffic back on the old version at once
+
+
 def test_a_bad_canary_is_taken_out_of_traffic_at_once():
     target = FakeTarget()
     registry = FakeRegistry()

@@ -120,8 +120,12 @@ class CanaryAnalysis:
     def __init__(self, target: Target, source: MetricSource, policy: CanaryPolicy, registry: Registry, *,
                  log: Callable[[str], None], clock: Callable[[], float] = time.time,
                  sleep: Callable[[float], object] = time.sleep,
-                 stopped: Callable[[], str | None] = lambda: None) -> None:
+                 stopped: Callable[[], str | None] = lambda: None, blue_green: bool = False) -> None:
         self.target = target
+        # Blue-green: the new version already has all traffic and the old one waits warm; judge the new
+        # one on absolute limits for the whole window (no second version to compare with), and switch
+        # back at once on a regression.
+        self.blue_green = blue_green
         self.source = source
         self.policy = policy
         self.registry = registry
@@ -157,7 +161,8 @@ class CanaryAnalysis:
         assert state.canary is not None
         version = state.canary.release.version
         first_release = state.stable is None
-        weights = [100] if first_release else self.policy.weights()
+        absolute = first_release or self.blue_green  # judged alone, on the absolute limits
+        weights = [100] if absolute else self.policy.weights()
         tags = self._version_tags(version)
         checkpoint = self._json_tag(tags, CHECKPOINT_TAG)
         if checkpoint.get("backend") != state.canary.url:
@@ -183,7 +188,7 @@ class CanaryAnalysis:
         self.reader.since_start(state.stable)
         reference = self.reader.before_start(state.stable)
         served = 0.0  # canary requests since the analysis began, at the latest successful read
-        walk = _Walk(self, weights, first_release, reference)
+        walk = _Walk(self, weights, absolute, reference)
         elapsed = self.clock() - started_at
         changed: str | None = None  # the router's split was changed by somebody else
         while True:
@@ -212,7 +217,7 @@ class CanaryAnalysis:
                     changed = current.drift
                     break
                 canary = self.reader.since_start(current.canary)
-                stable = None if first_release else self.reader.since_start(current.stable)
+                stable = None if absolute else self.reader.since_start(current.stable)
                 look = Look(elapsed=elapsed, canary=canary, stable=stable, canary_weight=weight,
                             custom=self._custom(current.canary), step=index, last_look=last_look_at is not None)
                 looks.append(look)
@@ -221,7 +226,7 @@ class CanaryAnalysis:
                     step.canary_requests = served - step_base
                 limit = self.policy.step_duration
                 final = elapsed >= self.policy.duration or (limit is not None and elapsed - step.started >= limit)
-                judgement = judge(looks, self.policy, first_release=first_release, final=final,
+                judgement = judge(looks, self.policy, first_release=absolute, final=final,
                                   reference=reference)
                 timeline.append(_timeline_entry(look, judgement, index))
                 self.log(_log_line(look, judgement, step) + walk.progress(looks, step, last_look_at))
@@ -231,6 +236,8 @@ class CanaryAnalysis:
                     judgement = Judgement("inconclusive", f"step {index + 1} ({weight}%) saw only "
                                           f"{step.canary_requests:.0f} of {self.policy.min_requests} canary "
                                           "requests before its time was up", judgement.metrics)
+                if judgement.decision == "promote" and self.blue_green and not final:
+                    continue  # the old version stays warm for the whole window: keep watching
                 if judgement.decision == "promote" and index + 1 == len(weights) and not final:
                     if last_look_at is None and self.policy.last_look > 0:
                         last_look_at = elapsed

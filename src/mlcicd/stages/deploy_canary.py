@@ -24,7 +24,7 @@ from mlcicd.delivery.targets.base import BackendUnhealthy
 from mlcicd.errors import UsageError
 from mlcicd.registry import CANARY, CHAMPION, ModelVersion
 from mlcicd.report import Check, StageResult, Status, Verdict
-from mlcicd.stages import StageContext
+from mlcicd.stages import StageContext, blue_green
 from mlcicd.stages.deploy_session import DEPLOYED_IMAGE_TAG, DeploySession, now
 
 
@@ -62,8 +62,11 @@ def run(ctx: StageContext) -> StageResult:
     try:
         backend = target.ensure_backend("canary", release)
     except BackendUnhealthy as exc:
-        return _never_healthy(session, candidate, str(exc), checks)
+        reason = f"canary v{candidate.version} never became healthy and received no traffic: {exc}"
+        return withdrawn(session, candidate, reason, checks)
     first_release = target.state().stable is None
+    if ctx.config.deploy.strategy == "blue-green" and not first_release:
+        return blue_green.switch(ctx, session, candidate, release, checks, withdrawn)
     policy = ctx.config.deploy.canary
     # With progressive steps the canary starts at the first one, unless a weight was passed.
     explicit = ctx.inputs.given("canary-weight")
@@ -98,15 +101,9 @@ def run(ctx: StageContext) -> StageResult:
     )
 
 
-def _never_healthy(session: DeploySession, candidate: ModelVersion, why: str, checks: list[Check]) -> StageResult:
-    """The canary never became healthy: it got no traffic; take it down and say why (verdict fail, exit 1)."""
-    target, registry = session.target, session.registry
-    target.remove_backend("canary")
-    state = target.state()
-    session.reconcile_aliases(state)
-    session.retire_challenger(candidate.version)
-    reason = f"canary v{candidate.version} never became healthy and received no traffic: {why}"
-    registry.set_tags(candidate.version, {"mlci.rollback.reason": reason[:5000], "mlci.rollback.at": now()})
+def withdrawn(session: DeploySession, candidate: ModelVersion, reason: str, checks: list[Check]) -> StageResult:
+    """The new version never took traffic and never will: take it down, say why (verdict fail, exit 1)."""
+    state = session.withdraw_canary(candidate, reason)
     checks.append(Check("canary", Status.FAIL, reason))
     stable = state.stable.release.version if state.stable else ""
     return StageResult("deploy-canary", Verdict.FAIL, reason, checks=checks,

@@ -73,5 +73,15 @@ class DeploySession:
             self.registry.delete_alias(CHALLENGER)
 
 
+    def withdraw_canary(self, candidate: ModelVersion, reason: str) -> TargetState:
+        """A new version that must never take traffic (never healthy, failed smoke checks): its server
+        goes, it stops being the challenger, and why is recorded on the version."""
+        self.target.remove_backend("canary")
+        state = self.target.state()
+        self.reconcile_aliases(state)
+        self.retire_challenger(candidate.version)
+        self.registry.set_tags(candidate.version, {"mlci.rollback.reason": reason[:5000], "mlci.rollback.at": now()})
+        return state
+
 def now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

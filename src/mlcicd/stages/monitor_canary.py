@@ -46,9 +46,13 @@ def run(ctx: StageContext) -> StageResult:
     if state.canary is None:
         raise UsageError("there is no canary to monitor", where=f"target {session.target.name}",
                          fix="run deploy-canary first")
+    blue_green = ctx.config.deploy.strategy == "blue-green" and state.stable is not None
+    # Blue-green watches the window the old version stays warm, unless a duration was passed.
+    duration = ctx.config.deploy.blue_green.keep_seconds if blue_green and not ctx.inputs.given("duration") \
+        else float(ctx.inputs.duration)
     policy = dataclasses.replace(
         ctx.config.deploy.canary,
-        duration=float(ctx.inputs.duration), interval=float(ctx.inputs.interval),
+        duration=duration, interval=float(ctx.inputs.interval),
         min_requests=int(ctx.inputs.min_requests),
     )
     source = open_source(ctx.config)
@@ -59,7 +63,7 @@ def run(ctx: StageContext) -> StageResult:
         policy = dataclasses.replace(policy, interval=resolution)
     with Cancellation() as cancel:
         analysis = CanaryAnalysis(session.target, source, policy, session.registry, log=ctx.ci.log,
-                                  sleep=cancel.wait, stopped=cancel.stopped)
+                                  sleep=cancel.wait, stopped=cancel.stopped, blue_green=blue_green)
         traffic = _start_traffic(ctx, state.endpoint or "")
         try:
             result = analysis.run(state)

@@ -98,6 +98,12 @@ class Target(Protocol):
         """Route ``percent`` of requests to the canary (0..100). The router comes up on first use."""
         ...
 
+    def direct_url(self, slot: Slot) -> str:
+        """An HTTP address that reaches only ``slot``'s servers, never through the traffic split:
+        where blue-green's smoke checks go before any user traffic does. A target that must route
+        it (a test listener) points it at the slot; idempotent. TargetError when there is none."""
+        ...
+
     def promote_canary(self) -> None:
         """The canary becomes the stable slot with 100% of traffic; the old stable server stops."""
         ...

@@ -177,8 +177,26 @@ class EcsTarget:
                            canary=backends.get("canary"), canary_weight=route.percent(canary_tg) if canary_tg else 0,
                            drift=route.drift)
 
-    def _endpoint(self, route: RouterView) -> str:
-        if self.cfg.endpoint:
+    def direct_url(self, slot: Slot) -> str:
+        """The test listener, pointed at ``slot``'s target group only (users never reach it)."""
+        if not self.cfg.test_listener_arn:
+            raise UsageError("blue-green smoke checks need a listener that reaches the new version alone",
+                             where=f"{self.where}.test_listener_arn",
+                             fix="add a second listener (e.g. port 8443, reachable from the CI runners only) to "
+                                 "the load balancer and set `test_listener_arn:` to it")
+        color = self._roles(self._services()).get(slot)
+        tg = self._target_group(color, create=False) if color else None
+        if tg is None:
+            raise UsageError(f"no {slot} service to reach", where=f"{self.where}.service_name",
+                              fix="run deploy-canary first")
+        test = AlbRouter(self.elb, self.cfg.test_listener_arn, where=f"{self.where}.test_listener_arn")
+        view = test.read()
+        # The test listener is ours alone: whatever it pointed at before is replaced.
+        test.set_weights({tg: 1}, view=view, override_drift=True)
+        return self.cfg.test_endpoint.rstrip("/") if self.cfg.test_endpoint else self._endpoint(view, configured=False)
+
+    def _endpoint(self, route: RouterView, *, configured: bool = True) -> str:
+        if self.cfg.endpoint and configured:
             return self.cfg.endpoint.rstrip("/")
         with translated("elasticloadbalancing:DescribeLoadBalancers", f"{self.where}.listener_arn"):
             lb = self.elb.describe_load_balancers(LoadBalancerArns=[route.load_balancer_arn])["LoadBalancers"][0]

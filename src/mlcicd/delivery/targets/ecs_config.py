@@ -46,6 +46,8 @@ class EcsConfig:
     listener_rule_arn: str | None = None
     # Blue-green smoke checks reach the new version through a second listener (port) we own.
     test_listener_arn: str | None = None
+    # What smoke checks use; defaults to http(s)://<ALB DNS name>:<test listener port>.
+    test_endpoint: str | None = None
     # What callers use; defaults to http(s)://<ALB DNS name>:<listener port>.
     endpoint: str | None = None
     # Adopt existing target groups instead of creating <service_name>-blue / -green.

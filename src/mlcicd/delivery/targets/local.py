@@ -299,6 +299,13 @@ class LocalTarget:
             self._route(st)
             self._write(st)
 
+    def direct_url(self, slot: Slot) -> str:
+        rec = self._read().slots.get(slot)
+        if rec is None:
+            raise UsageError(f"no {slot} server is running", where=f"deploy.local ({self.dir})",
+                              fix="run deploy-canary first")
+        return rec.url  # the server's own port, next to nginx
+
     def promote_canary(self) -> None:
         with self._locked() as st:
             canary, old = st.slots.get("canary"), st.slots.get("stable")
