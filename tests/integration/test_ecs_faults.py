@@ -207,3 +207,32 @@ def test_a_listener_changed_by_somebody_else_mid_bake_is_reported_and_never_over
     assert rollback.code == 0, rollback.log
     assert {w for w in listener_weights(project).values()} <= {0, 100}
     assert project.registry().aliases().get("canary") != canary
+
+
+def test_blue_green_smoke_checks_reach_the_new_service_through_the_test_listener(project: EcsProject,
+                                                                                champion: str) -> None:
+    """Blue-green on ECS: smoke checks through the test listener, then the listener switches at once."""
+    row = {"age": 66, "income": 37091.81, "debt_ratio": 0.0819, "credit_lines": 4, "late_payments": 1,
+           "employment": "unemployed", "region": "south", "gender": "female"}
+    new = project.release("python train.py --C 0.5")
+    project.configure(deploy={"strategy": "blue-green", "blue_green": {"keep_seconds": 20, "smoke": [
+        {"name": "wrong on purpose", "request": {"dataframe_records": [row]}, "expect": [7]}]}})
+    before = listener_weights(project)
+    failed = project.run("deploy-canary", image=IMAGE)
+    assert failed.code == 1 and "failed its smoke checks" in failed.report["summary"], failed.log
+    assert "predicted" in failed.report["summary"] and "expected [7]" in failed.report["summary"]
+    assert listener_weights(project) == before  # users never reached it
+    project.configure(deploy={"blue_green": {"keep_seconds": 20, "smoke": [
+        {"name": "answers", "request": {"dataframe_records": [row]}, "expect_status": 200}]}})
+    assert project.registry().aliases().get("challenger") is None
+    project.registry().set_alias("challenger", new)
+    with project.users():
+        deploy = project.run("deploy-canary", image=IMAGE)
+        assert deploy.code == 0, deploy.log
+        assert sorted(listener_weights(project).values()) == [0, 100]  # all at once
+        colors = services(project)
+        assert {s["mlci:slot"]: s["desired"] for s in colors.values()} == {"stable": 1, "canary": 1}  # old warm
+        monitor = project.run("monitor-canary")
+        assert monitor.code == 0 and monitor.outputs["decision"] == "promote", monitor.log
+        assert project.run("promote").code == 0
+    assert project.registry().aliases()["champion"] == new
