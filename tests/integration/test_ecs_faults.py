@@ -13,32 +13,14 @@ import signal
 import socket
 import threading
 import time
-import uuid
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-from ecs_project import IMAGE, EcsProject
-from runners import require
+from ecs_project import IMAGE, EcsProject, ecs_project_fixture
 
 from mlcicd.delivery.targets.alb import forward_weights
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def project(moto, mlflow_server, tmp_path: Path) -> Iterator[EcsProject]:  # type: ignore[no-untyped-def]
-    from mlcicd.delivery.targets.nginx import find_nginx
-    from mlcicd.errors import ToolMissingError
-
-    try:
-        find_nginx()
-    except ToolMissingError as exc:
-        require(False, str(exc))
-    project = EcsProject.create(tmp_path, moto=moto, tracking_uri=mlflow_server.url,
-                                model_name=f"ecs-{uuid.uuid4().hex[:8]}")
-    yield project
-    project.stop()
+project = ecs_project_fixture()  # a repository on moto, the rig's data plane and the MLflow server
 
 
 @pytest.fixture

@@ -15,6 +15,8 @@ import random
 import shutil
 import subprocess
 import sys
+import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -147,3 +149,25 @@ def read_report(workdir: Path, stage: str) -> dict[str, Any]:
 
     path = workdir / "mlci-report" / f"{stage}.json"
     return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def ecs_project_fixture() -> Any:
+    """The ``project`` fixture of the ECS tests: an EcsProject on the session's moto and MLflow server."""
+    import pytest
+    from runners import require
+
+    @pytest.fixture
+    def project(moto: MotoServer, mlflow_server: Any, tmp_path: Path) -> Iterator[EcsProject]:
+        from mlcicd.delivery.targets.nginx import find_nginx
+        from mlcicd.errors import ToolMissingError
+
+        try:
+            find_nginx()
+        except ToolMissingError as exc:
+            require(False, str(exc))
+        created = EcsProject.create(tmp_path, moto=moto, tracking_uri=mlflow_server.url,
+                                    model_name=f"ecs-{uuid.uuid4().hex[:8]}")
+        yield created
+        created.stop()
+
+    return project

@@ -29,8 +29,9 @@ ALB publishes no zeros.
 from __future__ import annotations
 
 import math
+import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -119,26 +120,13 @@ class CloudWatchSource:
 
     def _query(self, queries: list[dict[str, Any]], window: tuple[datetime, datetime]) -> dict[str, list[Any]]:
         """Id -> [(timestamp, value), ...] for every query, through as many calls as the limit needs."""
-        from botocore.exceptions import BotoCoreError, ClientError
-
         found: dict[str, list[Any]] = {}
         for i in range(0, len(queries), _MAX_QUERIES):
-            token: str | None = None
-            while True:
-                kwargs: dict[str, Any] = {"MetricDataQueries": queries[i:i + _MAX_QUERIES],
-                                          "StartTime": window[0], "EndTime": window[1]}
-                if token:
-                    kwargs["NextToken"] = token
-                try:
-                    page = self.client.get_metric_data(**kwargs)
-                except (ClientError, BotoCoreError) as exc:
-                    raise MeasurementError(f"CloudWatch GetMetricData failed: {exc}") from exc
+            for page in self._pages("GetMetricData", MetricDataQueries=queries[i:i + _MAX_QUERIES],
+                                    StartTime=window[0], EndTime=window[1]):
                 for result in page.get("MetricDataResults", []):
                     found.setdefault(result["Id"], []).extend(
                         zip(result.get("Timestamps", []), result.get("Values", []), strict=False))
-                token = page.get("NextToken")
-                if not token:
-                    break
         return found
 
     def _stat(self, qid: str, name: str, dims: list[dict[str, str]], stat: str,
@@ -187,25 +175,31 @@ class CloudWatchSource:
         return Snapshot({"200": max(requests - errors, 0.0), "500": errors} if requests else {}, buckets, predictions)
 
     def _labels(self, backend: Backend) -> list[str]:
-        from botocore.exceptions import BotoCoreError, ClientError
 
         dims = [{"Name": "ModelName", "Value": backend.release.model_name},
                 {"Name": "ModelVersion", "Value": backend.release.version}]
         labels: set[str] = set()
-        token: str | None = None
-        while True:
-            kwargs: dict[str, Any] = {"Namespace": self.cfg.namespace, "MetricName": "Predictions", "Dimensions": dims}
-            if token:
-                kwargs["NextToken"] = token
-            try:
-                page = self.client.list_metrics(**kwargs)
-            except (ClientError, BotoCoreError) as exc:
-                raise MeasurementError(f"CloudWatch ListMetrics failed: {exc}") from exc
+        for page in self._pages("ListMetrics", Namespace=self.cfg.namespace, MetricName="Predictions",
+                                Dimensions=dims):
             for metric in page.get("Metrics", []):
                 labels.update(d["Value"] for d in metric.get("Dimensions", []) if d["Name"] == "Label")
+        return sorted(labels)
+
+    def _pages(self, action: str, **kwargs: Any) -> Iterator[dict[str, Any]]:
+        """Every page of a CloudWatch call (NextToken); MeasurementError when one fails."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        call = getattr(self.client, re.sub(r"(?<!^)([A-Z])", r"_\1", action).lower())
+        while True:
+            try:
+                page: dict[str, Any] = call(**kwargs)
+            except (ClientError, BotoCoreError) as exc:
+                raise MeasurementError(f"CloudWatch {action} failed: {exc}") from exc
+            yield page
             token = page.get("NextToken")
             if not token:
-                return sorted(labels)
+                return
+            kwargs["NextToken"] = token
 
     def value(self, query: str, backend: Backend) -> float:
         """A custom check: ``<MetricName>:<Stat>`` of the backend's target group, summed over the last period.
