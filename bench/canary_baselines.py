@@ -5,7 +5,9 @@
   (histogram_quantile). A failed check halts advancement and increments the failed-checks
   counter, which a passing check does NOT reset; on the tick after it reaches ``threshold``
   the canary is rolled back. Passing checks add stepWeight until maxWeight, and the next
-  passing check promotes. No data = failed check.
+  passing check promotes. No data = failed check. At a granularity (CloudWatch) each check
+  reads the newest published period, as Flagger's CloudWatch provider takes the newest
+  datapoint of its query; the checks before the first period is published fail.
 * Kayenta (NetflixACAJudge): after a fixed 30-min window, per-minute canary vs baseline
   (here: the stable) values of each metric, IQR outlier removal (factor 3), then the
   Mann-Whitney classifier: 98% asymptotic confidence interval of the shift (R's
@@ -74,6 +76,7 @@ class Scenario:
     interval: float | None = None  # the judge's look interval when not the bench's (a long planned bake)
     grain: Granularity | None = None  # metrics seen in delayed whole periods (None: every request at once)
     methods: tuple[str, ...] | None = None  # the methods run on this row (None: all)
+    last_look: float | None = None  # the judge's last_look when not the default
 
 
 def bucket_probs(scale: float) -> np.ndarray:

@@ -70,7 +70,7 @@ def print_targets(table: dict[tuple[int, int], dict[str, float]], scenarios: Seq
 
     fresh = [sc for sc in scenarios if sc.grain is None]
     for line in (_steps, _healthy, _fast, _vs_flagger, _base_01, _naive, _cloudwatch_budget, _cloudwatch_speed,
-                 _cloudwatch_steps, _cloudwatch_floor):
+                 _cloudwatch_steps, _cloudwatch_last_look, _cloudwatch_floor):
         try:
             print(line(cell, fresh))
         except KeyError:
@@ -129,23 +129,34 @@ def _naive(cell: Cell, fresh: list[Scenario]) -> str:
 
 def _cloudwatch_budget(cell: Cell, fresh: list[Scenario]) -> str:
     j, f = cell("cw_aa"), cell("cw_aa", "flagger_cal")
-    return (f"{verdict(1 - j['promote'] <= 0.05 and j['promote'] >= 0.90)} at CloudWatch granularity a healthy "
-            f"canary is not promoted <= 5% and promoted >= 90% within the bake: judge {100 * (1 - j['promote']):.1f}% "
-            f"not promoted (median {j['t']:.0f} s to promote) vs calibrated Flagger {100 * (1 - f['promote']):.1f}% "
-            f"({f['t']:.0f} s)")
+    return (f"{verdict(1 - j['promote'] <= 0.05)} false rollbacks <= 5% at CloudWatch granularity, inconclusive "
+            f"included: judge {100 * (1 - j['promote']):.1f}% (healthy promoted in a median {j['t']:.0f} s) vs "
+            f"calibrated Flagger {100 * (1 - f['promote']):.1f}% ({f['t']:.0f} s)")
 
 
 def _cloudwatch_speed(cell: Cell, fresh: list[Scenario]) -> str:
     # Neither method can decide before the first period is published (delay + period), so the
     # fresh-data target (<= 0.6 of Flagger's time) is out of reach by construction here: the
     # target is to stay faster, and the ratio after the first data shows by how much.
-    j, f = cell("cw_err_2x"), cell("cw_err_2x", "flagger_cal")
+    j, f, n = cell("cw_err_2x"), cell("cw_err_2x", "flagger_cal"), cell("cw_err_2x", "flagger_100")
+    false_j, false_f, false_n = (1 - cell("cw_aa", m)["promote"] for m in ("judge", "flagger_cal", "flagger_100"))
     first = CLOUDWATCH.delay + CLOUDWATCH.period
     return (f"{verdict(j['rollback'] >= 0.95 and j['t'] < f['t'])} 2x 5xx at CloudWatch granularity rolled back >= "
             f"95% and sooner than calibrated Flagger on the same granularity: judge {100 * j['rollback']:.1f}% in a "
             f"median {j['t']:.0f} s vs Flagger {100 * f['rollback']:.1f}% in {f['t']:.0f} s (ratio "
             f"{j['t'] / f['t']:.2f}; after the first published period at {first:g} s: "
-            f"{(j['t'] - first) / max(f['t'] - first, 1e-9):.2f})")
+            f"{(j['t'] - first) / max(f['t'] - first, 1e-9):.2f}) at false-rollback rates {100 * false_j:.1f}% vs "
+            f"{100 * false_f:.1f}%; Flagger calibrated on the A/A row alone: {100 * n['rollback']:.1f}% in "
+            f"{n['t']:.0f} s at {100 * false_n:.1f}%")
+
+
+def _cloudwatch_last_look(cell: Cell, fresh: list[Scenario]) -> str:
+    h, late, ready = cell("cw_ll_aa"), cell("cw_ll_late_5"), cell("cw_ll_ready")
+    ok = min(late["rollback"], ready["rollback"], h["promote"]) >= 0.95
+    return (f"{verdict(ok)} at CloudWatch granularity with a last look of delay + 4 periods a regression from step 5 "
+            f"and at promote-ready rolled back >= 95% and healthy canaries promoted >= 95%: "
+            f"{100 * late['rollback']:.1f}%, {100 * ready['rollback']:.1f}%; healthy {100 * h['promote']:.1f}% "
+            f"(median {h['t']:.0f} s)")
 
 
 def _cloudwatch_floor(cell: Cell, fresh: list[Scenario]) -> str:

@@ -31,7 +31,7 @@ import os
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from multiprocessing import Pool
 from pathlib import Path
 from typing import Any
@@ -65,8 +65,18 @@ FLAGGER_DOCS = {"interval": 60.0, "threshold": 5, "success_min": 99.0, "p99_max_
 KAYENTA = {"window": BAKE, "conf": 0.98, "tolerance": 0.25, "allowed_increase": 1.0, "pass": 95.0, "marginal": 75.0}
 NAIVE_Z = 1.6449  # one-sided 95%
 DRIFT_80 = (0.5564, 0.4436)  # JSD 0.016 bits from 70/30: 80% of the default max_divergence 0.02
-# At CloudWatch granularity: a look once a period (more often finds nothing new), judge against Flagger.
-CW = {"grain": CLOUDWATCH, "interval": CLOUDWATCH.period, "methods": ("judge", "flagger_cal", "flagger")}
+# A last look that sees a late regression at CloudWatch granularity: the first period served after
+# promote-readiness is published delay + period later, and a doubled error rate takes ~3 more
+# periods (the cw_err_2x row). The default 120 s ends before that period is even published.
+CW_LAST_LOOK = CLOUDWATCH.delay + CLOUDWATCH.period + 3 * CLOUDWATCH.period
+
+
+def at_cloudwatch(sc: Scenario, methods: tuple[str, ...] = ("judge", "flagger_cal", "flagger_100", "flagger"),
+                  last_look: float | None = None) -> Scenario:
+    """The row as the cloudwatch source sees it, with a look once a period (more often finds nothing new)."""
+    title = f"{sc.title} at CloudWatch granularity" + (f", last look {last_look:g} s" if last_look else "")
+    return replace(sc, title=title, grain=CLOUDWATCH, interval=CLOUDWATCH.period, methods=methods,
+                   last_look=last_look)
 
 SCENARIOS = (
     Scenario("aa_high", "A/A 1% 5xx, 100 req/s", True),
@@ -88,19 +98,25 @@ SCENARIOS = (
     Scenario("lat_20", "latency +20% (10% tolerance)", False, lat_c=1.2),
     Scenario("pred_shift", "prediction mix 70/30 -> 50/50", False, mix_c=(0.5, 0.5)),
     Scenario("small_2x", "5xx 1% -> 2% at 2% weight", False, weight=2, err_c=0.02),
-    Scenario("cw_aa", "A/A healthy at CloudWatch granularity", True, **CW),
-    Scenario("cw_err_2x", "5xx 1% -> 2% at CloudWatch granularity", False, err_c=0.02, **CW),
-    Scenario("cw_p99_50", "latency x1.5 at CloudWatch granularity", False, lat_c=1.5, **CW),
-    *(Scenario(f"cw_late_{k + 1}", f"5xx 1% -> 2% from step {k + 1} at CloudWatch granularity", False, err_c=0.02,
-               onset=k, **{**CW, "methods": CW["methods"][:2]}) for k in range(1, STEPS)),
-    Scenario("cw_late_ready", "5xx 1% -> 2% at promote-ready at CloudWatch granularity", False, err_c=0.02,
-             onset="ready", **{**CW, "methods": CW["methods"][:2]}),
+    at_cloudwatch(Scenario("cw_aa", "A/A healthy", True)),
+    at_cloudwatch(Scenario("cw_err_2x", "5xx 1% -> 2%", False, err_c=0.02)),
+    at_cloudwatch(Scenario("cw_p99_50", "latency x1.5", False, lat_c=1.5)),
+    *(at_cloudwatch(Scenario(f"cw_late_{k + 1}", f"5xx 1% -> 2% from step {k + 1}", False, err_c=0.02, onset=k),
+                    ("judge", "flagger_cal")) for k in range(1, STEPS)),
+    at_cloudwatch(Scenario("cw_late_ready", "5xx 1% -> 2% at promote-ready", False, err_c=0.02, onset="ready"),
+                  ("judge", "flagger_cal")),
+    at_cloudwatch(Scenario("cw_ll_aa", "A/A healthy", True), ("judge",), CW_LAST_LOOK),
+    at_cloudwatch(Scenario("cw_ll_late_5", "5xx 1% -> 2% from step 5", False, err_c=0.02, onset=STEPS - 1),
+                  ("judge",), CW_LAST_LOOK),
+    at_cloudwatch(Scenario("cw_ll_ready", "5xx 1% -> 2% at promote-ready", False, err_c=0.02, onset="ready"),
+                  ("judge",), CW_LAST_LOOK),
 )
 
 
 def policy_for(sc: Scenario, interval: float, bake: float) -> CanaryPolicy:
     return CanaryPolicy(weight=sc.weight, steps=[sc.weight * k for k in range(1, STEPS + 1)], min_requests=200,
-                        duration=bake, interval=interval, confidence=0.95)
+                        duration=bake, interval=interval, confidence=0.95,
+                        last_look=CanaryPolicy.last_look if sc.last_look is None else sc.last_look)
 
 
 def reference_for(sc: Scenario, seed: int) -> Snapshot:
@@ -121,6 +137,7 @@ def planned_bake(sc: Scenario, interval: float) -> float:
 
 
 Decide = Callable[..., Judgement]
+Cal = tuple[Scenario, float]  # a row the Flagger calibration runs, and its bake
 
 
 def run_monitor(decide: Decide, sc: Scenario, seed: int, interval: float, bake: float) -> Result:
@@ -201,7 +218,7 @@ METHODS = (
     Method("flagger_cal", "Flagger, calibrated",
            lambda sc, seed, iv, bake, cal: run_flagger(sc, seed, cal[group_of(sc)], bake)),
     Method("flagger_100", "Flagger, cal. 100 req/s",
-           lambda sc, seed, iv, bake, cal: run_flagger(sc, seed, cal["aa_high"], bake)),
+           lambda sc, seed, iv, bake, cal: run_flagger(sc, seed, cal[group_of(sc, narrow=True)], bake)),
     Method("flagger", "Flagger, docs (min 99)",
            lambda sc, seed, iv, bake, cal: run_flagger(sc, seed, FLAGGER_DOCS, bake)),
     Method("kayenta", "Kayenta-style (30 min)", lambda sc, seed, iv, bake, cal: run_kayenta(sc, seed, KAYENTA)),
@@ -210,9 +227,11 @@ METHODS = (
 )
 
 
-def group_of(sc: Scenario) -> str:
-    """The Flagger calibration a row is judged with: the one made on rows of its own granularity."""
-    return "cloudwatch" if sc.grain is not None else "all"
+def group_of(sc: Scenario, narrow: bool = False) -> str:
+    """The Flagger calibration a row is judged with: made on rows of its own granularity (narrow: A/A 100 req/s)."""
+    if sc.grain is not None:
+        return "cloudwatch_aa" if narrow else "cloudwatch"
+    return "aa_high" if narrow else "all"
 
 
 def methods_of(sc: Scenario) -> list[int]:
@@ -243,51 +262,64 @@ def flagger_grid(sc: Scenario, quick: bool) -> list[dict[str, Any]]:
             for th in range(1, 7) for k in range(13) if not quick or (th in (1, 5) and k in (8, 12))]
 
 
-def _calibration_job(args: tuple[int, float, bool, int]) -> tuple[int, list[Result]]:
-    s_i, bake, quick, seed = args
-    sc = SCENARIOS[s_i]
-    return s_i, [run_flagger(sc, seed, cfg, bake) for cfg in flagger_grid(sc, quick)]
+def _calibration_job(args: tuple[Scenario, float, bool, int]) -> tuple[str, list[Result]]:
+    sc, bake, quick, seed = args
+    return sc.key, [run_flagger(sc, seed, cfg, bake) for cfg in flagger_grid(sc, quick)]
 
 
-GROUP_NOTES = {"all": "all healthy rows", "aa_high": "A/A 100 req/s only", "cloudwatch": "CloudWatch rows"}
+GROUP_NOTES = {"all": "all healthy rows", "aa_high": "A/A 100 req/s only",
+               "cloudwatch": "at CloudWatch granularity, all healthy rows",
+               "cloudwatch_aa": "at CloudWatch granularity, A/A 100 req/s only"}
 
 
-def calibration_groups(selected: list[int]) -> dict[str, tuple[list[int], int]]:
-    """name -> (the healthy rows it must promote, the doubled-error-rate row it must roll back fast)."""
-    key = {sc.key: i for i, sc in enumerate(SCENARIOS)}
-    fresh = [i for i, sc in enumerate(SCENARIOS) if sc.healthy and sc.grain is None]
-    groups = {"all": (fresh, key["err_2x"]), "aa_high": ([key["aa_high"]], key["err_2x"]),
-              "cloudwatch": ([i for i, sc in enumerate(SCENARIOS) if sc.healthy and sc.grain is not None],
-                             key["cw_err_2x"])}
-    needed = {group_of(SCENARIOS[s]) for s in selected}
-    return {name: g for name, g in groups.items() if (name if name != "aa_high" else "all") in needed}
+def calibration_groups(selected: list[int], bakes: dict[str, float]) -> dict[str, tuple[list[Cal], Cal]]:
+    """name -> (the healthy rows it must promote, the doubled-error-rate row it must roll back fast).
+
+    At CloudWatch granularity the healthy rows are every healthy row's twin at that granularity
+    (run for the calibration only), so Flagger there is held to the same promise as on fresh data.
+    """
+    by_key = {sc.key: sc for sc in SCENARIOS}
+    fresh = [sc for sc in SCENARIOS if sc.healthy and sc.grain is None]
+
+    def cal(sc: Scenario, like: Scenario | None = None) -> Cal:
+        return sc, bakes[(like or sc).key]
+
+    def twin(sc: Scenario) -> Cal:
+        return cal(replace(sc, key=f"cw_{sc.key}", grain=CLOUDWATCH), sc)
+
+    groups = {"all": ([cal(sc) for sc in fresh], cal(by_key["err_2x"])),
+              "aa_high": ([cal(by_key["aa_high"])], cal(by_key["err_2x"])),
+              "cloudwatch": ([twin(sc) for sc in fresh], cal(by_key["cw_err_2x"])),
+              "cloudwatch_aa": ([cal(by_key["cw_aa"])], cal(by_key["cw_err_2x"]))}
+    needed = {group_of(SCENARIOS[s], narrow) for s in selected for narrow in (False, True)}
+    return {name: g for name, g in groups.items() if name in needed}
 
 
-def calibrate_flagger(reps: int, bakes: dict[str, float], pool: Any, groups: dict[str, tuple[list[int], int]],
+def calibrate_flagger(reps: int, pool: Any, groups: dict[str, tuple[list[Cal], Cal]],
                       quick: bool = False) -> tuple[dict[str, dict[str, Any]], str]:
     """Flagger's threshold and success-rate minimum, calibrated to the judge's false-rollback budget.
 
     Among the settings whose healthy canaries are promoted >= 95% of the time (rolled back or
     left undecided at most 5%) *and* that roll back a doubled error rate >= 95% of the time, the
-    one with the fastest median rollback. ``all``: every healthy row at full granularity, the
-    judge's own promise; ``aa_high``: the 100 req/s A/A row only (fast, but see how it fares on
-    the other rows); ``cloudwatch``: the rows at CloudWatch granularity.
+    one with the fastest median rollback. ``all``: every healthy row, the judge's own promise;
+    ``aa_high``: the 100 req/s A/A row only (fast, but see how it fares on the other rows); the
+    same two at CloudWatch granularity (``cloudwatch``, ``cloudwatch_aa``).
     Searched on seeds the table does not use, so the calibration never sees the test.
     """
-    rows = sorted({i for healthy, bad in groups.values() for i in (*healthy, bad)})
+    rows = {sc.key: (sc, bake) for healthy, bad in groups.values() for sc, bake in (*healthy, bad)}
     seeds = [int(np.random.SeedSequence([999, r]).generate_state(1)[0]) for r in range(reps)]
-    jobs = [(s_i, bakes[SCENARIOS[s_i].key], quick, seed) for s_i in rows for seed in seeds]
+    jobs = [(sc, bake, quick, seed) for sc, bake in rows.values() for seed in seeds]
     done = pool.map(_calibration_job, jobs, chunksize=4) if pool else [_calibration_job(j) for j in jobs]
-    by_row: dict[int, list[list[Result]]] = {}
-    for s_i, res in done:
-        by_row.setdefault(s_i, []).append(res)
+    by_row: dict[str, list[list[Result]]] = {}
+    for key, res in done:
+        by_row.setdefault(key, []).append(res)
     chosen: dict[str, dict[str, Any]] = {}
-    for name, (pool_rows, bad_row) in groups.items():
-        grid = flagger_grid(SCENARIOS[bad_row], quick)  # a group's rows share a granularity, hence a grid
+    for name, (healthy, (bad_row, _)) in groups.items():
+        grid = flagger_grid(bad_row, quick)  # a group's rows share a granularity, hence a grid
         best: tuple[float, dict[str, Any]] | None = None
         for g, cfg in enumerate(grid):
-            false = max(np.mean([r[g].decision != "promote" for r in by_row[s_i]]) for s_i in pool_rows)
-            bad = [r[g] for r in by_row[bad_row]]
+            false = max(np.mean([r[g].decision != "promote" for r in by_row[sc.key]]) for sc, _ in healthy)
+            bad = [r[g] for r in by_row[bad_row.key]]
             caught = [r.t for r in bad if r.decision == "rollback"]
             if false <= 0.05 and len(caught) >= 0.95 * len(bad) and (best is None or np.median(caught) < best[0]):
                 best = (float(np.median(caught)), cfg)
@@ -323,8 +355,8 @@ def main(argv: list[str] | None = None) -> int:
     bakes = {sc.key: planned_bake(sc, sc.interval or args.interval) for sc in SCENARIOS}
     pool = Pool(args.jobs) if args.jobs > 1 else None
     try:
-        cal, cal_note = calibrate_flagger(args.reps if args.quick else max(20, args.reps // 2), bakes, pool,
-                                          calibration_groups(selected), args.quick)
+        cal, cal_note = calibrate_flagger(args.reps if args.quick else max(20, args.reps // 2), pool,
+                                          calibration_groups(selected, bakes), args.quick)
         chunk = max(1, min(10, args.reps))
         jobs = [(s, m, r, min(r + chunk, args.reps), args.interval, bakes[SCENARIOS[s].key], cal)
                 for s in selected for m in methods_of(SCENARIOS[s]) for r in range(0, args.reps, chunk)]
