@@ -5,7 +5,9 @@
   (histogram_quantile). A failed check halts advancement and increments the failed-checks
   counter, which a passing check does NOT reset; on the tick after it reaches ``threshold``
   the canary is rolled back. Passing checks add stepWeight until maxWeight, and the next
-  passing check promotes. No data = failed check.
+  passing check promotes. No data = failed check. At a granularity (CloudWatch) each check
+  reads the newest published period, as Flagger's CloudWatch provider takes the newest
+  datapoint of its query; the checks before the first period is published fail.
 * Kayenta (NetflixACAJudge): after a fixed 30-min window, per-minute canary vs baseline
   (here: the stable) values of each metric, IQR outlier removal (factor 3), then the
   Mann-Whitney classifier: 98% asymptotic confidence interval of the shift (R's
@@ -25,6 +27,7 @@ import numpy as np
 
 from mlcicd.delivery.histograms import quantile_from_buckets
 from mlcicd.delivery.metrics.base import Snapshot
+from mlcicd.delivery.metrics.cloudwatch import CloudWatchConfig
 
 try:
     from mlcicd.serving.metrics import LATENCY_BUCKETS
@@ -37,6 +40,22 @@ BOUNDS = (*LATENCY_BUCKETS, math.inf)
 BAKE = 1800.0  # seconds: the default bake (deploy.canary.duration)
 LABELS = ("0", "1")
 STEPS = 5  # steps w, 2w, ..., 5w (Flagger's stepWeight / maxWeight)
+
+
+@dataclass(frozen=True)
+class Granularity:
+    """Metrics published in whole periods, ``delay`` seconds late: what a look at time t can see."""
+
+    period: float
+    delay: float
+
+    def cutoff(self, t: float) -> float:
+        """The end of the newest period published by ``t`` (0: nothing yet; the canary began at a period start)."""
+        return max(0.0, math.floor((t - self.delay) / self.period + 1e-9) * self.period)
+
+
+# The cloudwatch metric source's own defaults: 60-second ALB periods read 120 s late.
+CLOUDWATCH = Granularity(float(CloudWatchConfig.period), float(CloudWatchConfig.delay))
 
 
 @dataclass(frozen=True)
@@ -55,6 +74,9 @@ class Scenario:
     incidents: bool = False  # shared incidents: both versions at 10% 5xx for 90 s, about every 10 minutes
     bake: float | str = BAKE  # seconds, or "plan": what deploy-canary's bake planner says to set
     interval: float | None = None  # the judge's look interval when not the bench's (a long planned bake)
+    grain: Granularity | None = None  # metrics seen in delayed whole periods (None: every request at once)
+    methods: tuple[str, ...] | None = None  # the methods run on this row (None: all)
+    last_look: float | None = None  # the judge's last_look when not the default
 
 
 def bucket_probs(scale: float) -> np.ndarray:
@@ -67,15 +89,25 @@ def bucket_probs(scale: float) -> np.ndarray:
 INCIDENT_RATE, INCIDENT_SECONDS, INCIDENT_ERRORS = 1 / 600, 90.0, 0.10
 
 
+def _at(t: float) -> int:
+    return round(t * 1000)  # milliseconds: a float time as a dictionary key
+
+
 class Traffic:
-    """Cumulative counters of both servers: [requests, 5xx, per-bucket counts..., per-label counts...]."""
+    """Cumulative counters of both servers: [requests, 5xx, per-bucket counts..., per-label counts...].
+
+    ``cum`` is what the servers have served; ``visible``, ``newest`` and ``snapshot`` are what
+    the metric source shows: everything, or with the scenario's granularity the whole periods
+    published by now (counts kept at every period boundary and at the end of every advance).
+    """
 
     def __init__(self, sc: Scenario, seed: int, horizon: float = 4 * 3600.0):
-        self.sc, self.rng = sc, np.random.default_rng(seed)
+        self.sc, self.rng, self.grain = sc, np.random.default_rng(seed), sc.grain
         self.regressed = sc.onset is None
         self.probs = {"canary": bucket_probs(1.0), "stable": bucket_probs(1.0), "bad": bucket_probs(sc.lat_c)}
         self.cum = {side: np.zeros(2 + len(BOUNDS) + len(LABELS)) for side in ("canary", "stable")}
         self.t = 0.0
+        self.marks = {_at(0.0): {side: row.copy() for side, row in self.cum.items()}}
         starts = np.cumsum(self.rng.exponential(1 / INCIDENT_RATE, 64)) if sc.incidents else np.zeros(0)
         self.incidents = starts[starts < horizon]
 
@@ -84,11 +116,30 @@ class Traffic:
 
     def advance(self, seconds: float, weight: float) -> None:
         """Serve ``seconds`` of traffic in slices of at most 10 s (incidents start and end between slices)."""
-        while seconds > 1e-9:
-            dt = min(seconds, 10.0) if len(self.incidents) else seconds
-            self._slice(dt, weight)
-            seconds -= dt
-            self.t += dt
+        end = self.t + seconds
+        while end - self.t > 1e-9:
+            stop = end if self.grain is None else \
+                min(end, (math.floor(self.t / self.grain.period + 1e-9) + 1) * self.grain.period)
+            left = stop - self.t
+            while left > 1e-9:
+                dt = min(left, 10.0) if len(self.incidents) else left
+                self._slice(dt, weight)
+                left -= dt
+                self.t += dt
+            self.t = stop
+            self.marks[_at(stop)] = {side: row.copy() for side, row in self.cum.items()}
+
+    def _seen_until(self) -> float:
+        return self.t if self.grain is None else self.grain.cutoff(self.t)
+
+    def visible(self, side: str) -> np.ndarray:
+        """The cumulative counters the metric source shows now."""
+        return self.marks[_at(self._seen_until())][side]
+
+    def newest(self, side: str, seconds: float) -> np.ndarray:
+        """The counts of the newest ``seconds`` the metric source shows (all zero before anything is published)."""
+        end = self._seen_until()
+        return self.marks[_at(end)][side] - self.marks[_at(max(0.0, end - seconds))][side]
 
     def _slice(self, seconds: float, weight: float) -> None:
         sc, rng = self.sc, self.rng
@@ -109,7 +160,7 @@ class Traffic:
             row[2 + len(BOUNDS):] += rng.multinomial(k, mix)
 
     def snapshot(self, side: str) -> Snapshot:
-        row = self.cum[side]
+        row = self.visible(side)
         hist = np.cumsum(row[2:2 + len(BOUNDS)])
         return Snapshot({"200": float(row[0] - row[1]), "500": float(row[1])},
                         dict(zip(BOUNDS, hist.tolist(), strict=True)),
@@ -126,7 +177,6 @@ class Result:
 def run_flagger(sc: Scenario, seed: int, cfg: dict[str, Any], bake: float) -> Result:
     tr, interval = Traffic(sc, seed), cfg["interval"]
     weight, max_weight, failed, t = sc.weight, STEPS * sc.weight, 0, 0.0
-    before = tr.cum["canary"].copy()
     ready = False
     while t < bake:
         if isinstance(sc.onset, int) and weight >= (sc.onset + 1) * sc.weight:
@@ -136,7 +186,9 @@ def run_flagger(sc: Scenario, seed: int, cfg: dict[str, Any], bake: float) -> Re
         t += interval
         if failed >= cfg["threshold"]:  # checked at the start of the tick, before the analysis
             return Result("rollback", t, tr.cum["canary"][0])
-        window, before = tr.cum["canary"] - before, tr.cum["canary"].copy()
+        # The last interval, or at a granularity the newest published period(s): Flagger's CloudWatch
+        # provider takes the newest datapoint of its query, and none (nothing published yet) fails the check.
+        window = tr.newest("canary", interval)
         n = window[0]
         p99 = quantile_from_buckets(dict(zip(BOUNDS, np.cumsum(window[2:2 + len(BOUNDS)]), strict=True)), 0.99)
         ok = n > 0 and 100 * (1 - window[1] / n) >= cfg["success_min"] and p99 is not None \
