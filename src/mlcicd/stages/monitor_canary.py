@@ -40,6 +40,10 @@ def _start_traffic(ctx: StageContext, endpoint: str) -> Any:
     return LoadGenerator(endpoint, rows, rate=rate, workers=max(2, min(8, int(rate // 10) + 1))).start()
 
 
+# Periods of published data the last look must see beyond a lagging source's delay.
+LAST_LOOK_PERIODS = 4
+
+
 def run(ctx: StageContext) -> StageResult:
     session = DeploySession.open(ctx)
     state = session.target.state()
@@ -61,6 +65,15 @@ def run(ctx: StageContext) -> StageResult:
         ctx.ci.log(f"{source.name} has new data every {resolution:g} s: looking every {resolution:g} s instead of "
                    f"{policy.interval:g} s")
         policy = dataclasses.replace(policy, interval=resolution)
+    # Requests reach a lagging source (CloudWatch) minutes late: the last look must outlast the lag,
+    # or a regression that starts at promote-readiness is published only after the verdict
+    # (bench/canary_sim.py: caught 2.5% of the time with 120 s, 98% with lag + 4 periods).
+    lag = float(getattr(source, "lag", 0.0) or 0.0)
+    watch = lag + LAST_LOOK_PERIODS * max(resolution, policy.interval)
+    if lag and policy.last_look < watch:
+        ctx.ci.log(f"{source.name} shows requests {lag:g} s late: the last look lasts {watch:g} s instead of "
+                   f"{policy.last_look:g} s")
+        policy = dataclasses.replace(policy, last_look=watch)
     with Cancellation() as cancel:
         analysis = CanaryAnalysis(session.target, source, policy, session.registry, log=ctx.ci.log,
                                   sleep=cancel.wait, stopped=cancel.stopped, blue_green=blue_green)

@@ -58,7 +58,8 @@ class MetricSource(Protocol):
     Optional attribute ``resolution`` (seconds): how often the source has new data. A source
     with coarse data (CloudWatch's one-minute periods) sets it; the monitor then looks no more
     often than that, and deploy-canary plans the bake from ``expected_rps`` instead of measuring
-    traffic over one second.
+    traffic over one second. Optional ``lag`` (seconds): how late a request shows up in reads;
+    the monitor stretches the last look past it, so a late regression is seen before promote.
     """
 
     name: str

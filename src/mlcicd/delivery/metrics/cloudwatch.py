@@ -96,6 +96,11 @@ class CloudWatchSource:
         return float(self.cfg.period)
 
     @property
+    def lag(self) -> float:
+        """Seconds before a request shows up in reads (publication delay plus one whole period)."""
+        return float(self.cfg.delay + self.cfg.period)
+
+    @property
     def client(self) -> Any:
         if self._client is None:
             from mlcicd.aws import client
