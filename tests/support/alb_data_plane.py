@@ -205,6 +205,9 @@ class DataPlane:
                 "--model-dir", str(model_dir), "--model-name", name, "--model-version", version]
         # The task definition's environment, as ECS would set it (the EMF namespace comes from there).
         task_env = {k: v for k, v in env.items() if k.startswith(("MLCI_EMF_", "MLCI_SERVE_"))}
+        # On Fargate the server counts the task's vCPUs (its cgroup quota); here that is the host's:
+        # one worker per started vCPU of the task definition, as the quota would give.
+        task_env.setdefault("MLCI_SERVE_WORKERS", str(max(1, int(td.get("cpu") or 1024) // 1024)))
         pid = processes.start_detached(argv, log, env={**_base_env(), **task_env, "MLCI_EMF_INTERVAL": "1"})
         self.tasks.append(Task(svc["serviceName"], svc["taskDefinition"], started["taskArn"], ip, port, pid, log,
                                balancer["targetGroupArn"], int(balancer["containerPort"])))
