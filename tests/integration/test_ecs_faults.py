@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import contextlib
+import re
 import signal
 import socket
 import threading
@@ -27,8 +28,8 @@ project = ecs_project_fixture()  # a repository on moto, the rig's data plane an
 def champion(project: EcsProject) -> str:
     """A first release, promoted: v1 serves all traffic."""
     version = project.release("python train.py")
-    for stage, inputs in (("deploy-canary", {"image": IMAGE}), ("monitor-canary", {"generate_traffic": 30}),
-                          ("promote", {})):
+    # The first release's own judgement is test_ecs_stages' subject: here it is promoted by hand.
+    for stage, inputs in (("deploy-canary", {"image": IMAGE}), ("promote", {})):
         run = project.run(stage, **inputs)
         assert run.code == 0, run.log
     return version
@@ -153,7 +154,8 @@ def test_cloudwatch_unreadable_mid_bake_ends_inconclusive(project: EcsProject, c
     report = read_report(workdir, "monitor-canary")
     assert proc.returncode == 3, log
     assert report["verdict"] == "inconclusive", report["summary"]
-    assert "unreadable" in report["summary"] and "GetMetricData" in log, report["summary"]
+    assert "unreadable" in report["summary"], report["summary"]
+    assert re.search(r"CloudWatch (GetMetricData|ListMetrics) failed", log), log  # what the monitor said
     assert report["outputs"]["decision"] != "promote"
 
 
