@@ -41,7 +41,7 @@ def _start_traffic(ctx: StageContext, endpoint: str) -> Any:
 
 
 # Periods of published data the last look must see beyond a lagging source's delay.
-LAST_LOOK_PERIODS = 4
+LAST_LOOK_PERIODS = 3
 
 
 def run(ctx: StageContext) -> StageResult:
@@ -67,7 +67,7 @@ def run(ctx: StageContext) -> StageResult:
         policy = dataclasses.replace(policy, interval=resolution)
     # Requests reach a lagging source (CloudWatch) minutes late: the last look must outlast the lag,
     # or a regression that starts at promote-readiness is published only after the verdict
-    # (bench/canary_sim.py: caught 2.5% of the time with 120 s, 98% with lag + 4 periods).
+    # (bench/canary_sim.py: caught 2.5% of the time with 120 s, 98% with delay + 4 periods).
     lag = float(getattr(source, "lag", 0.0) or 0.0)
     watch = lag + LAST_LOOK_PERIODS * max(resolution, policy.interval)
     if lag and policy.last_look < watch:
