@@ -171,11 +171,10 @@ class Resolved:
 
 def server_source(env: Mapping[str, str]) -> str | None:
     """Where this runner's ml-cicd came from, as something ``pip wheel`` builds; None: from an index."""
-    try:
-        dist = metadata.distribution(SERVER_DIST)
-    except metadata.PackageNotFoundError:
-        return None
-    raw = dist.read_text("direct_url.json")
+    # The installed distribution's record, not a source tree's ml_cicd.egg-info that happens to be
+    # earlier on sys.path (a checkout's src/ on the path): only pip's record says where it came from.
+    raw = next((text for dist in metadata.distributions(name=SERVER_DIST)
+                if (text := dist.read_text("direct_url.json"))), None)
     if not raw:
         return None
     info = json.loads(raw)
