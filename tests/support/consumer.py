@@ -107,16 +107,7 @@ class Consumer:
         return f"http://127.0.0.1:{self.port}"
 
     def users(self, rate: float = 50.0) -> LoadGenerator:
-        """Users of the deployed model: eval rows, some without an income (as production sends them)."""
-        rows = read_rows(self.root / "data" / "eval.csv", drop=("default",))
-
-        def missing_income(i: int, row: dict[str, Any]) -> dict[str, Any]:
-            # Random per request: a strict period would alias with nginx's weighted round-robin.
-            if random.Random(i).random() < MISSING_INCOME_SHARE:
-                row["income"] = None
-            return row
-
-        return LoadGenerator(self.endpoint, rows, rate=rate, workers=4, mutate=missing_income, timeout=3.0)
+        return production_users(self.root, self.endpoint, rate)
 
     def answering_versions(self, n: int = 40) -> dict[str, int]:
         """Which model versions answer complete rows through the router right now."""
@@ -129,3 +120,17 @@ class Consumer:
 
     def registry(self) -> Registry:
         return Registry.from_config(load_config(self.root / "mlci.yaml"))
+
+
+def production_users(repo: Path, endpoint: str, rate: float) -> LoadGenerator:
+    """Users of the deployed model: the example's eval rows, about one in ten without an income (as
+    production sends them)."""
+    rows = read_rows(repo / "data" / "eval.csv", drop=("default",))
+
+    def missing_income(i: int, row: dict[str, Any]) -> dict[str, Any]:
+        # Random per request: a strict period would alias with nginx's weighted round-robin.
+        if random.Random(i).random() < MISSING_INCOME_SHARE:
+            row["income"] = None
+        return row
+
+    return LoadGenerator(endpoint, rows, rate=rate, workers=4, mutate=missing_income, timeout=3.0)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import itertools
 import os
-import random
 import shutil
 import subprocess
 import sys
@@ -24,14 +23,14 @@ from typing import Any
 import yaml
 from alb_data_plane import DataPlane
 from aws_rig import AwsInfra, MotoServer
+from consumer import production_users
 
-from mlcicd.delivery.traffic import LoadGenerator, read_rows
+from mlcicd.delivery.traffic import LoadGenerator
 from mlcicd.registry import Registry
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "credit-risk"
 # A plausible image reference: the rig runs the model from the registry, not the image.
 IMAGE = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/credit-risk@sha256:" + "ab" * 32
-MISSING_INCOME_SHARE = 0.1
 _runs = itertools.count(1)
 
 
@@ -130,15 +129,8 @@ class EcsProject:
         return Registry(self.tracking_uri, self.model_name)
 
     def users(self, rate: float = 40.0) -> LoadGenerator:
-        """Production traffic through the ALB: eval rows, about one in ten without an income."""
-        rows = read_rows(self.repo / "data" / "eval.csv", drop=("default",))
-
-        def missing_income(i: int, row: dict[str, Any]) -> dict[str, Any]:
-            if random.Random(i).random() < MISSING_INCOME_SHARE:
-                row["income"] = None
-            return row
-
-        return LoadGenerator(self.plane.endpoint, rows, rate=rate, workers=4, mutate=missing_income, timeout=3.0)
+        """Production traffic through the ALB (the same users as the local consumer tests)."""
+        return production_users(self.repo, self.plane.endpoint, rate)
 
     def stop(self) -> None:
         self.plane.stop()
