@@ -6,6 +6,6 @@ functions that need them, so a stage pays only for what it uses.
 """
 
 from mlcicd.tracking import log_model
+from mlcicd.version import __version__
 
 __all__ = ["__version__", "log_model"]
-__version__ = "0.1.0"

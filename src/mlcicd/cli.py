@@ -13,6 +13,7 @@ from typing import Any
 import click
 
 from mlcicd.catalog import STAGES, Stage, all_inputs
+from mlcicd.version import build_info
 
 
 def _stage_command(stage: Stage) -> click.Command:
@@ -55,7 +56,7 @@ def _stage_command(stage: Stage) -> click.Command:
 
 
 @click.group()
-@click.version_option(package_name="ml-cicd")
+@click.version_option(build_info().describe(), package_name="ml-cicd")
 def mlci() -> None:
     """ml-cicd: the stages of an ML delivery pipeline, the same on a laptop and in CI."""
 
@@ -133,7 +134,7 @@ def image_base(suite: str, mirror: str | None, registry: str | None, cache_dir: 
 
 
 @click.group()
-@click.version_option(package_name="ml-cicd")
+@click.version_option(build_info().describe(), package_name="ml-cicd")
 def mlci_gen() -> None:
     """Scaffold mlci.yaml and render CI pipelines."""
 

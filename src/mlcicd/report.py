@@ -16,6 +16,7 @@ from typing import Any
 from xml.sax.saxutils import escape
 
 from mlcicd.errors import EXIT_FAIL, EXIT_INCONCLUSIVE, EXIT_PASS
+from mlcicd.version import build_info
 
 SCHEMA_VERSION = 1
 MARKER = "<!-- mlci-report:{stage} -->"
@@ -78,6 +79,9 @@ class StageResult:
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["schema"] = SCHEMA_VERSION
+        # Which ml-cicd judged: a verdict is evidence, and the rules that made it change between releases.
+        info = build_info()
+        data["mlcicd"] = {"version": info.version, "commit": info.commit}
         data["verdict"] = self.verdict.value
         for check in data["checks"]:
             check["status"] = check["status"].value

@@ -9,10 +9,12 @@ target's state in one absolute directory (every job on this host drives the same
 
 from __future__ import annotations
 
+import io
 import random
 import shutil
 import subprocess
 import sys
+import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,6 +50,14 @@ def export_tree(dst: Path) -> Path:
             target = dst / rel
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, target)
+    # No .git in the copy: give setuptools-scm the version file a source archive of HEAD holds
+    # (git archive fills in .git_archival.txt through export-subst), as on a GitHub action's checkout.
+    archive = subprocess.run(["git", "archive", "--format=tar", "HEAD", ".git_archival.txt"], cwd=REPO,
+                             capture_output=True, check=True).stdout
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        member = tar.extractfile(".git_archival.txt")
+        assert member is not None
+        (dst / ".git_archival.txt").write_bytes(member.read())
     return dst
 
 

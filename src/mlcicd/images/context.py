@@ -18,6 +18,7 @@ from pathlib import Path
 
 from mlcicd.errors import UsageError
 from mlcicd.net import is_loopback
+from mlcicd.version import BuildInfo, build_info
 
 LOCAL_REGISTRY = "localhost"
 
@@ -132,14 +133,18 @@ def check_base_image(base: str) -> str:
 
 
 def oci_labels(
-    *, model_name: str, version: str, run_id: str | None, base: str, env: Mapping[str, str], revision: str | None
+    *, model_name: str, version: str, run_id: str | None, base: str, env: Mapping[str, str], revision: str | None,
+    server: BuildInfo | None = None,
 ) -> dict[str, str]:
     """OCI annotations plus ml-cicd's model labels, sorted so the build arguments are stable.
 
     ``org.opencontainers.image.created`` is left out on purpose: a wall-clock time would make
     every build a new digest, and the registry already records when a tag was pushed.
+    ``server``: the ml-cicd the image serves with (default: this one, whose wheel build-image installs).
     """
+    server = server or build_info()
     labels = {
+        "io.mlcicd.version": server.version,
         "org.opencontainers.image.title": f"{model_name} model server",
         "org.opencontainers.image.version": version,
         "org.opencontainers.image.base.name": base,
@@ -152,6 +157,8 @@ def oci_labels(
         labels["org.opencontainers.image.source"] = source
     if revision:
         labels["org.opencontainers.image.revision"] = revision
+    if server.commit:
+        labels["io.mlcicd.commit"] = server.commit
     return dict(sorted(labels.items()))
 
 

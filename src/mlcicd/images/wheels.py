@@ -38,6 +38,7 @@ import yaml
 
 from mlcicd.errors import UsageError
 from mlcicd.images.builders import BuildFailed, Log, run_tool
+from mlcicd.version import build_info, rebuild_env
 
 WHEELS = "wheels"  # directory in the build context
 LOCK = "requirements.lock"
@@ -208,14 +209,18 @@ def resolve(dest: Path, work: Path, model_dir: Path, target: WheelTarget, *, mlf
     quiet = ["--disable-pip-version-check", "--no-input", "--progress-bar", "off"]
     server = f"{SERVER_DIST}[serve]"
     source = server_source(env)
-    version = _installed_version(SERVER_DIST)
+    # The build's own record (not the dist metadata, which an editable install freezes at install time):
+    # the wheel built below carries the same version.
+    version = build_info().version if _installed_version(SERVER_DIST) else None
     if source is not None:
         built = work / "server-wheel"
         shutil.rmtree(built, ignore_errors=True)
         where = _copy_source(Path(source), work / "server-source") if Path(source).is_dir() else source
         log(f"building the {SERVER_DIST} wheel from {source}")
+        # The copy has no .git for setuptools-scm to read: build it as the installed version (and
+        # commit), which is also what the image pins below.
         _pip([*pip, "wheel", *quiet, "--no-deps", "-w", str(built), str(where)],
-             {**env, "SOURCE_DATE_EPOCH": SOURCE_DATE_EPOCH}, log, "wheel of ml-cicd")
+             {**env, "SOURCE_DATE_EPOCH": SOURCE_DATE_EPOCH, **rebuild_env(build_info())}, log, "wheel of ml-cicd")
         for wheel in built.glob("*.whl"):
             shutil.copy2(wheel, dest / wheel.name)
     if version:
