@@ -2,7 +2,8 @@
 
 setuptools-scm writes both into ``mlcicd/_version.py`` when the package is built (see
 pyproject.toml); the commit is what ``mlci-gen render`` pins the actions to by default, so a
-scaffold names exactly the release that wrote it. A tree that was never built (a checkout's
+scaffold names exactly the release that wrote it (a source archive of a tag, where git
+describes the commit by the tag's name alone, records it in ``mlcicd/COMMIT``). A tree that was never built (a checkout's
 ``src/`` on ``sys.path``) has no version file: then the version comes from the installed
 metadata, and the commit is unknown.
 """
@@ -13,7 +14,7 @@ import importlib
 import re
 from dataclasses import dataclass
 from functools import cache
-from importlib import metadata
+from importlib import metadata, resources
 
 DIST = "ml-cicd"
 _COMMIT = re.compile(r"g?([0-9a-f]{40})")
@@ -59,7 +60,18 @@ def build_info() -> BuildInfo:
             return BuildInfo(metadata.version(DIST), None)
         except metadata.PackageNotFoundError:
             return BuildInfo("0+unknown", None)
-    return parse(str(_version.version), getattr(_version, "commit", None), getattr(_version, "dirty", False))
+    info = parse(str(_version.version), getattr(_version, "commit", None), getattr(_version, "dirty", False))
+    if info.commit is None:  # built from a source archive of a tag: git archive wrote the commit into COMMIT
+        info = parse(info.version, _archived_commit(), info.dirty)
+    return info
+
+
+def _archived_commit() -> str | None:
+    try:
+        text = resources.files("mlcicd").joinpath("COMMIT").read_text(encoding="utf-8").strip()
+    except OSError:
+        return None
+    return text if _COMMIT.fullmatch(text) else None  # unexpanded ($Format:%H$) outside an archive
 
 
 __version__ = build_info().version

@@ -51,13 +51,15 @@ def export_tree(dst: Path) -> Path:
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, target)
     # No .git in the copy: give setuptools-scm the version file a source archive of HEAD holds
-    # (git archive fills in .git_archival.txt through export-subst), as on a GitHub action's checkout.
-    archive = subprocess.run(["git", "archive", "--format=tar", "HEAD", ".git_archival.txt"], cwd=REPO,
+    # (git archive fills in these files through export-subst), as on a GitHub action's checkout.
+    substituted = [".git_archival.txt", "src/mlcicd/COMMIT"]
+    archive = subprocess.run(["git", "archive", "--format=tar", "HEAD", *substituted], cwd=REPO,
                              capture_output=True, check=True).stdout
     with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
-        member = tar.extractfile(".git_archival.txt")
-        assert member is not None
-        (dst / ".git_archival.txt").write_bytes(member.read())
+        for name in substituted:
+            member = tar.extractfile(name)
+            assert member is not None, name
+            (dst / name).write_bytes(member.read())
     return dst
 
 
