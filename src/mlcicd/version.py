@@ -3,9 +3,9 @@
 setuptools-scm writes both into ``mlcicd/_version.py`` when the package is built (see
 pyproject.toml); the commit is what ``mlci-gen render`` pins the actions to by default, so a
 scaffold names exactly the release that wrote it (a source archive of a tag, where git
-describes the commit by the tag's name alone, records it in ``mlcicd/COMMIT``). A tree that was never built (a checkout's
-``src/`` on ``sys.path``) has no version file: then the version comes from the installed
-metadata, and the commit is unknown.
+describes the commit by the tag's name alone, records it in ``mlcicd/COMMIT``). A tree that
+was never built (a checkout's ``src/`` on ``sys.path``) has no version file: then the version
+comes from the installed metadata, and the commit is unknown.
 """
 
 from __future__ import annotations
@@ -85,5 +85,6 @@ def rebuild_env(info: BuildInfo) -> dict[str, str]:
     """
     env = {"SETUPTOOLS_SCM_PRETEND_VERSION_FOR_ML_CICD": info.version}
     if info.commit:
-        env["SETUPTOOLS_SCM_PRETEND_METADATA_FOR_ML_CICD"] = f'{{node="g{info.commit}", dirty={str(info.dirty).lower()}}}'
+        dirty = str(info.dirty).lower()  # TOML
+        env["SETUPTOOLS_SCM_PRETEND_METADATA_FOR_ML_CICD"] = f'{{node="g{info.commit}", dirty={dirty}}}'
     return env
