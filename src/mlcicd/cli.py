@@ -145,19 +145,21 @@ def mlci_gen() -> None:
 @click.option("--label", default=None, help="Label column (detected when it is named label/target/y).")
 @click.option("--ci", "cis", default="", metavar="github,gitlab",
               help="Also write the pipeline for these CI systems (as `mlci-gen render` does).")
-def init(directory: str, force: bool, label: str | None, cis: str) -> None:
+@click.option("--ref", default=None, help="Version of ml-cicd the pipelines use, as for `mlci-gen render`.")
+def init(directory: str, force: bool, label: str | None, cis: str, ref: str | None) -> None:
     """Write a commented mlci.yaml for the project in DIR, detecting data files and columns."""
     from mlcicd.gen import commands
 
     wanted = tuple(dict.fromkeys(c.strip() for c in cis.split(",") if c.strip()))
     sys.exit(commands.init(directory, force=force, label=label, cis=wanted, echo=click.echo,
-                           err=lambda t: click.echo(t, err=True)))
+                           err=lambda t: click.echo(t, err=True), ref=ref))
 
 
 @mlci_gen.command()
 @click.option("--ci", required=True, type=click.Choice(["github", "gitlab"]))
-@click.option("--ref", default=None, help="Version of ml-cicd to use (default: v1 on GitHub, 1 on GitLab); "
-              "a full commit SHA pins it.")
+@click.option("--ref", default=None,
+              help="Version of ml-cicd to use. Default on GitHub: the commit of this installed release "
+              "(`@<sha>  # v<version>`, pinned); on GitLab: 1 (the latest 1.x.y). A tag such as v1 can be moved.")
 @click.option("--source", default=None, help="Project path of ml-cicd (default: org/ml-cicd).")
 @click.option("--config", default="mlci.yaml", show_default=True, help="mlci.yaml, relative to the repository root.")
 @click.option("--output", default=None, help="Write the pipeline to this file instead of printing it.")

@@ -17,6 +17,7 @@ from mlcicd.cli import mlci_gen
 from mlcicd.config import load_config
 from mlcicd.gen import commands, pipeline, pipeline_check
 from mlcicd.gen import render_util as ru
+from mlcicd.version import BuildInfo, build_info
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "examples/credit-risk"
@@ -45,7 +46,7 @@ def _github(**kw):
 # --- GitHub ------------------------------------------------------------------------------------
 
 def test_github_jobs_chain_the_stages_and_pass_outputs_through_needs():
-    jobs = _github()["jobs"]
+    jobs = _github(ref="v1")["jobs"]
     assert list(jobs) == list(STAGE_IDS)
     assert {j: v.get("needs", []) for j, v in jobs.items()} == {
         "validate-data": [], "train": ["validate-data"], "gate": ["train"], "build-image": ["gate"],
@@ -86,6 +87,40 @@ def test_github_permissions_concurrency_environment_and_triggers():
         else:
             assert "permissions" not in job and "concurrency" not in job
         assert job.get("environment") == ("production" if job_id == "promote" else None)
+
+
+def test_by_default_the_actions_are_pinned_to_the_installed_release_commit(project):
+    info = build_info()
+    text = _render("github")
+    version = f"v{info.public_version}"
+    for job_id in STAGE_IDS:
+        assert f"uses: org/ml-cicd/actions/{job_id}@{info.commit}  # {version}\n" in text
+    assert f"to the commit of ml-cicd {version}" in text and "WARNING: the stage actions" not in text
+    # The header leaves --ref out: re-rendering (mlci-gen check) pins whichever release is installed.
+    assert "mlci-gen render --ci github --source org/ml-cicd --config mlci.yaml > " in text
+    assert pipeline.parse_header(text) == pipeline.options("github")
+
+
+def test_a_tag_ref_says_what_it_trades_away():
+    text = _render("github", ref="v1")
+    assert "uses: org/ml-cicd/actions/gate@v1\n" in text
+    assert "WARNING: the stage actions use v1, a tag that can be moved" in text and "unpinned-uses" in text
+    assert "WARNING: the stage actions" not in _render("github", ref=SHA)
+
+
+def test_without_a_known_commit_the_default_render_fails_naming_ref(project, monkeypatch):
+    monkeypatch.setattr(pipeline, "build_info", lambda: BuildInfo("1.2.3", None))
+    result = CliRunner().invoke(mlci_gen, ["render", "--ci", "github"])
+    assert result.exit_code == 2
+    assert "does not know the commit" in result.output and "--ref" in result.output
+    assert CliRunner().invoke(mlci_gen, ["render", "--ci", "github", "--ref", "v1"]).exit_code == 0
+    assert CliRunner().invoke(mlci_gen, ["render", "--ci", "gitlab"]).exit_code == 0  # GitLab pins versions
+    result = CliRunner().invoke(mlci_gen, ["init", "--dir", str(project), "--ci", "github", "--force"])
+    assert result.exit_code == 2 and "--ref" in result.output
+    result = CliRunner().invoke(mlci_gen, ["init", "--dir", str(project), "--ci", "github", "--force",
+                                           "--ref", "v1"])
+    assert result.exit_code == 0, result.output
+    assert "@v1\n" in (project / pipeline.PIPELINE_PATHS["github"]).read_text(encoding="utf-8")
 
 
 def test_header_records_the_command_and_sqlite_gets_a_warning(project):
@@ -166,9 +201,16 @@ def test_zizmor_reports_nothing_when_ml_cicd_is_pinned_to_a_commit(tmp_path):
     assert proc.returncode == 0 and "No findings" in proc.stdout, proc.stdout + proc.stderr
 
 
-def test_zizmor_flags_only_the_tag_ref_of_ml_cicd(tmp_path):
-    # The default `@v1` is a movable tag: the one finding left is the advice to pin it.
+def test_zizmor_reports_nothing_on_the_default_render(tmp_path):
+    # No --ref: the actions are pinned to this installed release's commit.
     _write_both(tmp_path)
+    proc = _zizmor(tmp_path)
+    assert proc.returncode == 0 and "No findings" in proc.stdout, proc.stdout + proc.stderr
+
+
+def test_zizmor_flags_only_the_tag_ref_of_ml_cicd(tmp_path):
+    # An explicit `--ref v1` is a movable tag: the one finding left is the advice to pin it.
+    _write_both(tmp_path, ref="v1")
     proc = _zizmor(tmp_path)
     flagged = [line for line in proc.stdout.splitlines() if "uses:" in line and "|" in line]
     assert flagged and all("org/ml-cicd/actions/" in line for line in flagged), proc.stdout

@@ -138,7 +138,7 @@ def sync(root: str | Path, *, check: bool = False, echo: Echo = print) -> int:
 
 
 def init(directory: str, *, force: bool, label: str | None, cis: tuple[str, ...] = (), echo: Echo,
-         err: Echo) -> int:
+         err: Echo, ref: str | None = None) -> int:
     """``mlci-gen init``: write mlci.yaml and, for each CI in ``cis``, its pipeline (as render would)."""
     root = Path(directory).resolve()
     target = root / "mlci.yaml"
@@ -165,11 +165,16 @@ def init(directory: str, *, force: bool, label: str | None, cis: tuple[str, ...]
     text = scaffold.render(files, root, label, sensitive, scaffold.project_name(root))
     cfg = parse_config(yaml.safe_load(text), str(target))  # what we write must load
     # The pipelines name the config relative to the repository root, which is DIR.
-    rendered = {ci: pipeline.render(pipeline.options(ci, config="mlci.yaml"), cfg) for ci in cis}
+    try:
+        opts = {ci: pipeline.options(ci, ref=ref, config="mlci.yaml") for ci in cis}
+        rendered = {ci: pipeline.render(opts[ci], cfg) for ci in cis}
+    except MlciError as exc:
+        err(f"error: {exc}")
+        return exc.exit_code
     target.write_text(text)
     echo(f"wrote {target}: label {label!r}, sensitive {sensitive or 'none'}, data "
          + (", ".join(f"{k}={v.relative_to(root)}" for k, v in files.items()) or "not found (edit data.*)"))
     for ci, pipeline_text in rendered.items():
-        path = pipeline.write_pipeline(pipeline.options(ci), pipeline_text, force=True, root=root)
-        echo(f"wrote {path} (regenerate: {pipeline.options(ci).command()})")
+        path = pipeline.write_pipeline(opts[ci], pipeline_text, force=True, root=root)
+        echo(f"wrote {path} (regenerate: {opts[ci].command()})")
     return EXIT_PASS
