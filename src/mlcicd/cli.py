@@ -184,6 +184,25 @@ def check(config: str, source: str) -> None:
 
 
 @mlci_gen.command()
+@click.argument("version")
+@click.option("--file", "path", default="CHANGELOG.md", show_default=True, type=click.Path(dir_okay=False))
+def changelog(version: str, path: str) -> None:
+    """Print the CHANGELOG.md section of VERSION (the release notes the release pipelines publish)."""
+    from pathlib import Path
+
+    from mlcicd.errors import UsageError
+    from mlcicd.gen.changelog import section
+
+    try:
+        if not Path(path).is_file():
+            raise UsageError("file not found", where=path, fix="run in the repository root or pass --file")
+        click.echo(section(Path(path).read_text(encoding="utf-8"), version, where=path), nl=False)
+    except UsageError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+
+
+@mlci_gen.command()
 @click.option("--check", is_flag=True, help="Write nothing; exit 1 listing every file that differs (drift).")
 @click.option("--root", default=".", show_default=True, type=click.Path(file_okay=False),
               help="Root of the ml-cicd checkout.")
