@@ -5,6 +5,7 @@ The tools come with the `dev` extra; a missing tool fails these tests (it never 
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -14,6 +15,7 @@ import yaml
 
 from mlcicd.catalog import STAGES, all_inputs
 from mlcicd.gen import render_util as ru
+from mlcicd.gen.render_util import GITHUB_EXPR, GITLAB_INPUT
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -121,3 +123,71 @@ def test_shellcheck_passes_on_every_run_step_and_script(tmp_path):
             files[-1].write_text("#!/usr/bin/env bash\n" + text + "\n")
     proc = _run([_tool("shellcheck"), "--severity=style", *map(str, files)])
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+# --- this repository's own CI: .github/workflows, .gitlab-ci.yml and .gitlab/ci -------------------
+
+WORKFLOWS = sorted((REPO / ".github/workflows").glob("*.yml"))
+GITLAB_CI = [REPO / ".gitlab-ci.yml", *sorted((REPO / ".gitlab/ci").glob("*.yml"))]
+PINNED = re.compile(r"^[\w.-]+/[\w./-]+@[0-9a-f]{40}  # v\d+(\.\d+)*$")
+
+
+def test_own_workflows_and_gitlab_ci_match_their_schemas():
+    assert {p.name for p in WORKFLOWS} >= {"ci.yml", "release.yml", "ml-pipeline.yml"}
+    for schema, paths in (("vendor.github-workflows", WORKFLOWS), ("vendor.gitlab-ci", GITLAB_CI),
+                          ("vendor.dependabot", [REPO / ".github/dependabot.yml"])):
+        proc = _run([_tool("check-jsonschema"), "--builtin-schema", schema, *map(str, paths)])
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_zizmor_reports_nothing_on_own_workflows():
+    proc = _run([_tool("zizmor"), "--offline", "--no-config", "--no-progress", "--strict-collection",
+                 "--persona", "auditor", ".github/workflows"])
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "No findings" in proc.stdout
+
+
+def test_actionlint_and_shellcheck_accept_own_workflows():
+    proc = _run([_tool("actionlint"), "-no-color", "-oneline", "-shellcheck", _tool("shellcheck"),
+                 *map(str, WORKFLOWS)])
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def _raw_uses(path):
+    return [line.split("uses:", 1)[1].strip() for line in path.read_text(encoding="utf-8").splitlines()
+            if line.strip().removeprefix("- ").startswith("uses:")]
+
+
+def test_own_workflows_pin_every_action_by_sha_and_grant_least_privilege():
+    for path in (REPO / ".github/workflows/ci.yml", REPO / ".github/workflows/release.yml"):
+        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+        assert doc["permissions"] == {}, path.name  # every job asks for what it needs
+        for name, job in doc["jobs"].items():
+            assert "permissions" in job, f"{path.name}: {name}"
+            assert job["permissions"].get("id-token") != "write" or (path.name, name) == ("release.yml", "pypi")
+            for step in job["steps"]:
+                assert GITHUB_EXPR not in step.get("run", ""), f"{path.name}: {name}: map it through env:"
+                if str(step.get("uses", "")).startswith("actions/checkout@"):
+                    assert step["with"]["persist-credentials"] is False
+        for uses in _raw_uses(path):
+            assert PINNED.match(uses), f"{path.name}: {uses} is not pinned by SHA with a # vX comment"
+    release = yaml.safe_load((REPO / ".github/workflows/release.yml").read_text(encoding="utf-8"))
+    assert release["jobs"]["pypi"]["environment"]["name"] == "pypi"
+    assert release["jobs"]["pypi"]["permissions"] == {"id-token": "write"}
+
+
+def test_gitlab_pipeline_includes_every_component_from_this_commit_with_declared_inputs():
+    from mlcicd.gen.surfaces import declared_inputs
+
+    root = yaml.safe_load((REPO / ".gitlab-ci.yml").read_text(encoding="utf-8"))
+    assert {i["local"] for i in root["include"]} == {str(p.relative_to(REPO)) for p in GITLAB_CI[1:]}
+    includes = yaml.safe_load((REPO / ".gitlab/ci/components.yml").read_text(encoding="utf-8"))["include"]
+    assert [i["component"] for i in includes] == [
+        f"$CI_SERVER_FQDN/$CI_PROJECT_PATH/{s.id}@$CI_COMMIT_SHA" for s in STAGES]
+    for stage, include in zip(STAGES, includes, strict=True):
+        assert set(include["inputs"]) <= set(declared_inputs(stage.id)), stage.id
+    for path in GITLAB_CI:
+        for line in ru.script_texts(yaml.safe_load(path.read_text(encoding="utf-8")) or {}):
+            assert GITLAB_INPUT not in line, path
+    jobs = yaml.safe_load((REPO / ".gitlab/ci/release.yml").read_text(encoding="utf-8"))
+    assert jobs["release"]["release"]["tag_name"] == "$CI_COMMIT_TAG"
