@@ -105,7 +105,9 @@ def gitlab_local(components, job_python, images: Images) -> GitlabLocal:
     bin_dir, wheel = job_python
     env = clean_env()
     env["PATH"] = f"{bin_dir}:{NODE_BIN}:{env['PATH']}"  # gitlab-ci-local needs the Node 22 next to it
-    urls = [f"https://{HOST}/org/ml-cicd.git", f"git@{HOST}:org/ml-cicd.git"]
+    # The components read $[[ component.sha ]]: gitlab-ci-local resolves it with `git ls-remote` on
+    # https://<host>:443/<project>.git, a third spelling of the same project.
+    urls = [f"https://{HOST}/org/ml-cicd.git", f"git@{HOST}:org/ml-cicd.git", f"https://{HOST}:443/org/ml-cicd.git"]
     env["GIT_CONFIG_COUNT"] = str(len(urls))
     for i, url in enumerate(urls):
         env[f"GIT_CONFIG_KEY_{i}"] = f"url.{components.as_uri()}.insteadOf"

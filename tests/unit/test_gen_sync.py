@@ -173,11 +173,16 @@ def test_component_spec_covers_the_catalogue_with_checked_types(stage):
             assert not re.fullmatch(entry["regex"], "ten")
             assert bool(re.fullmatch(entry["regex"], "2.5")) == (item.type == "number")
     assert spec["rules"]["type"] == "array" and isinstance(spec["rules"]["default"], list)
-    assert spec["package"]["default"] == "ml-cicd" + ("" if stage.extra == "core" else f"[{stage.extra}]")
+    # Empty: the job installs this component's own version (test_components_install_their_own_version...).
+    assert spec["package"]["default"] == ""
+    assert ("[" + stage.extra + "]") in spec["package"]["description"] or stage.extra == "core"
     (job_name, job), = job_doc.items()
     assert job_name == "$[[ inputs.as ]]"
     variables = {env_var(i.name): f"$[[ inputs.{i.name} ]]" for i in all_inputs(stage)}
-    assert job["variables"] == {"MLCI_CI": "gitlab", "MLCI_PACKAGE": "$[[ inputs.package ]]", **variables,
+    own = {"MLCI_EXTRA_SPEC": "" if stage.extra == "core" else f"[{stage.extra}]",
+           "MLCI_COMPONENT_VERSION": "$[[ component.version ]]", "MLCI_COMPONENT_SHA": "$[[ component.sha ]]",
+           "MLCI_COMPONENT_SOURCE": "$[[ inputs.source ]]"}
+    assert job["variables"] == {"MLCI_CI": "gitlab", "MLCI_PACKAGE": "$[[ inputs.package ]]", **own, **variables,
                                 **dict(stage.os_env)}
     for package in stage.os_packages:  # installed only when the job image lacks it
         assert any(line.startswith(f"command -v {package} >/dev/null || ") for line in job["script"])
@@ -218,3 +223,52 @@ def test_readme_tables_list_every_input_and_output():
         assert f"### `{stage.id}`" in region
         assert all(f"`{i.env_var}`" in region for i in all_inputs(stage))
         assert all(f"`{dotenv_name(stage.id, o.name)}`" in region for o in stage.outputs)
+
+
+# --- a component at @1.2.3 runs ml-cicd 1.2.3 ---------------------------------------------------
+
+def _install_line(job):
+    return next(line for line in job["script"] if "MLCI_COMPONENT_VERSION" in line)
+
+
+def _chosen_package(job, **env):
+    import subprocess
+
+    script = _install_line(job) + '\nprintf "%s" "$MLCI_PACKAGE"'
+    base = {k: v for k, v in job["variables"].items() if k in ("MLCI_EXTRA_SPEC", "MLCI_COMPONENT_SOURCE")}
+    proc = subprocess.run(["bash", "-c", script], env={"PATH": "/usr/bin:/bin", **base, **env},
+                          capture_output=True, text=True, check=True)
+    return proc.stdout
+
+
+def test_components_install_their_own_version_or_their_commit():
+    import yaml
+
+    from mlcicd.catalog import STAGES
+    from mlcicd.gen import render_util as ru
+
+    sha = "0123456789abcdef0123456789abcdef01234567"
+    for stage in STAGES:
+        header, job_doc = yaml.safe_load_all((REPO / "templates" / f"{stage.id}.yml").read_text(encoding="utf-8"))
+        assert header["spec"]["component"] == ["version", "sha"]
+        # GitLab does not interpolate component.* inside an input's default; never in script either.
+        assert not any("component." in str(spec.get("default", "")) for spec in header["spec"]["inputs"].values())
+        (job,) = job_doc.values()
+        assert not any(ru.GITLAB_INPUT in line for line in ru.script_texts(job_doc))
+        assert job["variables"]["MLCI_COMPONENT_VERSION"] == "$[[ component.version ]]"
+        assert job["variables"]["MLCI_COMPONENT_SHA"] == "$[[ component.sha ]]"
+        assert header["spec"]["inputs"]["package"]["default"] == ""
+        extra = "" if stage.extra == "core" else f"[{stage.extra}]"
+        job["variables"]["MLCI_COMPONENT_SOURCE"] = "org/ml-cicd"
+        job["variables"]["MLCI_EXTRA_SPEC"] = extra
+        # Released (@1.2.3): that version from the index.
+        assert _chosen_package(job, MLCI_COMPONENT_VERSION="1.2.3", MLCI_COMPONENT_SHA=sha) == \
+            f"ml-cicd{extra}==1.2.3"
+        # A commit or a branch: no version (GitLab gives null; gitlab-ci-local leaves the expression).
+        archive = f"ml-cicd{extra} @ https://gitlab.example.com/org/ml-cicd/-/archive/{sha}/ml-cicd-{sha}.tar.gz"
+        for unreleased in ("", "$[[ component.version ]]"):
+            assert _chosen_package(job, MLCI_COMPONENT_VERSION=unreleased, MLCI_COMPONENT_SHA=sha,
+                                   CI_SERVER_URL="https://gitlab.example.com") == archive
+        # The package input (or an MLCI_PACKAGE variable, as the e2e tests set) always wins.
+        assert _chosen_package(job, MLCI_PACKAGE="/w/ml_cicd-1.0-py3-none-any.whl[all]",
+                               MLCI_COMPONENT_VERSION="1.2.3") == "/w/ml_cicd-1.0-py3-none-any.whl[all]"

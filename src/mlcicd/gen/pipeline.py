@@ -220,6 +220,8 @@ def _gl_comment(stage: Stage) -> str | None:
 def _gl_include(stage: Stage, cfg: Config | None, opts: RenderOptions) -> dict[str, Any]:
     inputs: list[tuple[str, str]] = [("config", ru.yaml_quote(opts.config))]
     inputs += [(name, ru.yaml_quote("$" + dotenv_name(src, out))) for name, src, out in _fed(stage)]
+    if opts.source != DEFAULT_SOURCE:  # where a component at a commit or branch installs ml-cicd from
+        inputs.append(("source", ru.yaml_quote(opts.source)))
     if stage.deploys:
         inputs += [("environment", ru.yaml_quote(ENVIRONMENT)),
                    ("resource-group", ru.yaml_quote(f"mlci-deploy-{ENVIRONMENT}"))]

@@ -27,7 +27,7 @@ DEFAULT_REF = {"github": "v1", "gitlab": "1"}
 # One environment for now: the GitLab components default to it, and concurrency/resource groups key on it.
 ENVIRONMENT = "production"
 # GitLab inputs every component takes besides the catalogue's (their names must not clash).
-JOB_INPUTS = ("as", "stage", "job-image", "package", "rules")
+JOB_INPUTS = ("as", "stage", "job-image", "package", "source", "rules")
 DEPLOY_INPUTS = ("environment", "resource-group")
 # GitLab interpolates a boolean/number input into `variables:` as a YAML boolean/float, which
 # GitLab rejects there (variables are strings or integers), and an optional typed input needs a
@@ -108,8 +108,14 @@ def gitlab_inputs(stage: Stage) -> list[GitLabInput]:
         GitLabInput("as", "Job name.", job_name(stage.id)),
         GitLabInput("stage", "Pipeline stage of the job (list it under `stages:`).", stage.job_stage),
         GitLabInput("job-image", "Image the job runs in (Python 3.11+ with pip).", "python:3.11-slim"),
-        GitLabInput("package", "pip requirement that installs ml-cicd in the job; pin it, e.g. "
-                    f"ml-cicd{extra_spec(stage)}==1.0.0.", f"ml-cicd{extra_spec(stage)}"),
+        # Empty: the component installs its own version (component.version), or at an unreleased
+        # ref the component project's source at that commit. `$[[ component.* ]]` is not interpolated
+        # in an input's default, so the job decides (see component_context).
+        GitLabInput("package", "pip requirement that installs ml-cicd in the job (overrides the default). "
+                    f"Default: ml-cicd{extra_spec(stage)}==<this component's version>; at a commit or branch, "
+                    "ml-cicd from the component project at that commit.", ""),
+        GitLabInput("source", "Project path of ml-cicd on this GitLab instance: where a component at a commit or "
+                    "branch installs ml-cicd from.", DEFAULT_SOURCE),
         GitLabInput("rules", f"Job rules (an array of rules: entries). Default: when: {stage.when}.",
                     [{"when": stage.when}], type="array"),
     ]
@@ -197,13 +203,30 @@ def root_context(stages: tuple[Stage, ...] = STAGES) -> dict[str, Any]:
             "step_name": "mlci run " + _expr("inputs.stage"), "env": env}
 
 
+# A released component (`@1.2.3`) runs ml-cicd 1.2.3; at a commit or a branch GitLab gives no
+# version, and the job installs the component project's source archive at that commit instead.
+INSTALL_SCRIPT = (
+    'if [ -z "$MLCI_PACKAGE" ]; then '
+    'case "$MLCI_COMPONENT_VERSION" in '
+    '[0-9]*.[0-9]*.[0-9]*) MLCI_PACKAGE="ml-cicd${MLCI_EXTRA_SPEC}==${MLCI_COMPONENT_VERSION}" ;; '
+    '*) MLCI_PACKAGE="ml-cicd${MLCI_EXTRA_SPEC} @ ${CI_SERVER_URL}/${MLCI_COMPONENT_SOURCE}/-/archive/'
+    '${MLCI_COMPONENT_SHA}/ml-cicd-${MLCI_COMPONENT_SHA}.tar.gz" ;; '
+    'esac; fi'
+)
+
+
 def component_context(stage: Stage) -> dict[str, Any]:
-    variables = [("MLCI_CI", "gitlab"), ("MLCI_PACKAGE", '"$[[ inputs.package ]]"')]
+    variables = [("MLCI_CI", "gitlab"), ("MLCI_PACKAGE", '"$[[ inputs.package ]]"'),
+                 ("MLCI_EXTRA_SPEC", ru.yaml_quote(extra_spec(stage))),
+                 ("MLCI_COMPONENT_VERSION", '"$[[ component.version ]]"'),
+                 ("MLCI_COMPONENT_SHA", '"$[[ component.sha ]]"'),
+                 ("MLCI_COMPONENT_SOURCE", '"$[[ inputs.source ]]"')]
     variables += [(env_var(i.name), f'"$[[ inputs.{i.name} ]]"') for i in all_inputs(stage)]
     variables += [(key, ru.yaml_quote(value)) for key, value in stage.os_env]
     inputs = [{"name": i.name, "description": i.description, "type": i.type, "default": i.default_yaml,
                "options": i.options, "regex": i.regex} for i in gitlab_inputs(stage)]
     return {"header": HEADER, "summary": stage.summary, "stage": stage.id, "inputs": inputs,
+            "install_script": INSTALL_SCRIPT,
             "variables": variables, "deploy": stage.deploys, "os_packages": stage.os_packages}
 
 
