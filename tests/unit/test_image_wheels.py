@@ -97,3 +97,40 @@ def test_server_source_is_this_checkout_when_installed_from_one():
     # The test venv has ml-cicd installed from this checkout (`pip install -e .`).
     assert source is not None and (Path(source) / "pyproject.toml").is_file()
     assert (Path(source) / "src" / "mlcicd" / "images" / "wheels.py").is_file()
+
+
+def test_the_server_wheel_is_rebuilt_as_the_installed_version_and_pinned_to_it(tmp_path, monkeypatch):
+    # The source copy has no .git: setuptools-scm is told the installed version and commit, and the
+    # image pins ml-cicd to that same version (an editable install's metadata may be older).
+    from mlcicd.images import wheels
+    from mlcicd.version import BuildInfo
+
+    source = tmp_path / "src"
+    (source / "src").mkdir(parents=True)
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "requirements.txt").write_text("scikit-learn==1.5.0\n")
+    info = BuildInfo("1.2.4.dev3+g0123456", "0123456789abcdef0123456789abcdef01234567")
+    monkeypatch.setattr(wheels, "server_source", lambda env: str(source))
+    monkeypatch.setattr(wheels, "build_info", lambda: info)
+    monkeypatch.setattr(wheels, "_installed_version", lambda name: "0.0.1")
+    calls = []
+
+    class Stop(Exception):
+        pass
+
+    def fake_pip(argv, env, log, what, cwd=None):
+        calls.append((argv, dict(env)))
+        if len(calls) == 2:
+            raise Stop
+
+    monkeypatch.setattr(wheels, "_pip", fake_pip)
+    with pytest.raises(Stop):
+        wheels.resolve(tmp_path / "dest", tmp_path / "work", model, WheelTarget("3.11", "manylinux_2_28_x86_64"),
+                       mlflow_package="mlflow-skinny", constraints=None, env={}, log=lambda _: None)
+    (build_argv, build_env), _ = calls
+    assert "wheel" in build_argv
+    assert build_env["SETUPTOOLS_SCM_PRETEND_VERSION_FOR_ML_CICD"] == info.version
+    assert info.commit in build_env["SETUPTOOLS_SCM_PRETEND_METADATA_FOR_ML_CICD"]
+    wanted = (tmp_path / "work" / "requirements.in").read_text().splitlines()
+    assert f"ml-cicd[serve]=={info.version}" in wanted
