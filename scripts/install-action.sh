@@ -20,7 +20,9 @@ if ! "$python" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null
   exit 2
 fi
 # The source revision: a hash of what pip installs (the checkout need not be a git repository).
-rev="$(cd "$root" && find pyproject.toml src/mlcicd -type f ! -name '*.pyc' -print0 | LC_ALL=C sort -z \
+# _version.py is left out: the install itself writes it into the checkout (setuptools-scm).
+rev="$(cd "$root" && find pyproject.toml src/mlcicd -type f ! -name '*.pyc' ! -name _version.py -print0 \
+  | LC_ALL=C sort -z \
   | xargs -0 sha256sum | sha256sum | cut -c1-16)"
 interpreter="$("$python" -c 'import sys; print("py%d.%d" % sys.version_info[:2])')"
 home="${RUNNER_TOOL_CACHE:-${RUNNER_TEMP:-${TMPDIR:-/tmp}}}/ml-cicd"
