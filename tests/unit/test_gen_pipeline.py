@@ -101,6 +101,17 @@ def test_by_default_the_actions_are_pinned_to_the_installed_release_commit(proje
     assert pipeline.parse_header(text) == pipeline.options("github")
 
 
+def test_a_default_pin_from_a_development_build_is_flagged(project, monkeypatch):
+    monkeypatch.setattr(pipeline, "build_info", lambda: BuildInfo("1.2.4.dev3+g0123456", SHA))
+    result = CliRunner().invoke(mlci_gen, ["render", "--ci", "github"])
+    assert result.exit_code == 0 and f"@{SHA}  # v1.2.4.dev3" in result.output
+    assert "warning: ml-cicd 1.2.4.dev3+g0123456 is a development build" in result.output
+    monkeypatch.setattr(pipeline, "build_info", lambda: BuildInfo("1.2.3", SHA))
+    result = CliRunner().invoke(mlci_gen, ["render", "--ci", "github"])
+    assert f"@{SHA}  # v1.2.3" in result.output and "warning: ml-cicd" not in result.output
+    assert "development build" not in CliRunner().invoke(mlci_gen, ["render", "--ci", "github", "--ref", "v1"]).output
+
+
 def test_a_tag_ref_says_what_it_trades_away():
     text = _render("github", ref="v1")
     assert "uses: org/ml-cicd/actions/gate@v1\n" in text

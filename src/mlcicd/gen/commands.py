@@ -28,7 +28,7 @@ def render(ci: str, *, ref: str | None, source: str | None, config: str, output:
         opts = pipeline.options(ci, ref=ref, source=source, config=config, output=output)
         cfg = load_config(opts.config)
         text = pipeline.render(opts, cfg)
-        for warning in pipeline.runner_warnings(cfg):
+        for warning in [*pipeline.runner_warnings(cfg), *pipeline.pin_warnings(opts)]:
             err(f"warning: {warning}")
         if output is None:
             echo(text)
@@ -177,4 +177,6 @@ def init(directory: str, *, force: bool, label: str | None, cis: tuple[str, ...]
     for ci, pipeline_text in rendered.items():
         path = pipeline.write_pipeline(opts[ci], pipeline_text, force=True, root=root)
         echo(f"wrote {path} (regenerate: {opts[ci].command()})")
+        for warning in pipeline.pin_warnings(opts[ci]):
+            err(f"warning: {warning}")
     return EXIT_PASS
