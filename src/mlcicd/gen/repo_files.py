@@ -52,7 +52,8 @@ def readme_context() -> dict[str, Any]:
     job = ", ".join(f"`{n}`" for n in JOB_INPUTS)
     deploys = ", ".join(s.id for s in STAGES if s.deploys)
     dep = " and ".join(f"`{n}`" for n in DEPLOY_INPUTS)
-    job_inputs = f"{job} (job name, pipeline stage, image, pip requirement, rules);\n{deploys} also take {dep}"
+    job_inputs = (f"{job} (job name, pipeline stage, image, pip requirement overriding the component's own version, "
+                  f"ml-cicd's project path, rules);\n{deploys} also take {dep}")
     return {"header": f"<!-- {HEADER[2:]} -->", "stages": stages, "job_inputs": job_inputs}
 
 
