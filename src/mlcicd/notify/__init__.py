@@ -11,10 +11,11 @@ requests and boto3 are imported only when there is something to send.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Protocol
+from typing import Protocol
 
 from mlcicd.ci.base import CIAdapter
 from mlcicd.config_notify import NotifyConfig
+from mlcicd.httpretry import Policy
 from mlcicd.notify.events import Message, event_of
 from mlcicd.notify.targets import NotDelivered, SlackSender, WebhookSender
 from mlcicd.report import Check, StageResult, Status
@@ -28,10 +29,8 @@ class Sender(Protocol):
     def send(self, message: Message) -> int: ...
 
 
-def senders(notify: NotifyConfig, event: str, env: Mapping[str, str], policy: Any = None) -> list[Sender]:
+def senders(notify: NotifyConfig, event: str, env: Mapping[str, str], policy: Policy | None = None) -> list[Sender]:
     """The configured targets that want ``event``, in a fixed order (slack, webhook, sns)."""
-    from mlcicd.httpretry import Policy
-
     policy = policy or Policy(attempts=notify.attempts, timeout=notify.timeout)
     found: list[Sender] = []
     if notify.slack is not None and event in notify.slack.on:
@@ -46,7 +45,7 @@ def senders(notify: NotifyConfig, event: str, env: Mapping[str, str], policy: An
 
 
 def notify_result(result: StageResult, notify: NotifyConfig, ci: CIAdapter, env: Mapping[str, str], *,
-                  model: str, project: str | None = None, policy: Any = None) -> None:
+                  model: str, project: str | None = None, policy: Policy | None = None) -> None:
     """Send the result's event (if any) to every target that wants it; record what happened."""
     event = event_of(result)
     if event is None:
