@@ -105,3 +105,10 @@ def test_cli_comment_exits_2_with_the_fix(tmp_path, monkeypatch):
     assert "GITHUB_TOKEN is not set" in result.output and "pull-requests: write" in result.output
     result = CliRunner().invoke(mlci, ["comment", "--dir", str(tmp_path / "nowhere")])
     assert result.exit_code == 2 and "no report directory" in result.output
+
+
+def test_a_hand_edited_block_is_skipped_not_fatal():
+    body = render(comment(entry("gate"), entry("train")))
+    broken = body.replace('"verdict": "pass"', '"verdict": pass', 1)
+    back = parse(broken, "ML pipeline")
+    assert back is not None and len(back.stages) == 1

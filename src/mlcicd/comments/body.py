@@ -130,15 +130,25 @@ def parse(body: str, key: str) -> PipelineComment | None:
     if not is_ours(body, key):
         return None
     found = _RUN.search(body)
-    head = json.loads(found["meta"]) if found else {}
+    head = _load(found["meta"]) if found else {}
     stages = {}
     for m in _STAGE.finditer(body):
-        meta = json.loads(m["meta"])
+        meta = _load(m["meta"])
+        if not meta:
+            continue  # a block somebody edited by hand: the next report of that stage rewrites it
         inner = _DETAILS.match(m["body"])
         stages[m["stage"]] = StageEntry(m["stage"], str(meta.get("verdict", "")), str(meta.get("summary", "")),
                                         str(meta.get("run", "")), meta.get("run_url"), meta.get("report_url"),
                                         inner["inner"] if inner else m["body"])
     return PipelineComment(clean_key(key), str(head.get("run", "")), head.get("run_url"), stages)
+
+
+def _load(text: str) -> dict[str, Any]:
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 def _cell(text: str, limit: int = 160) -> str:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import traceback
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from mlcicd.comments import context
 from mlcicd.comments.body import from_reports
 from mlcicd.comments.sync import upsert
-from mlcicd.errors import EXIT_PASS, MlciError, UsageError
+from mlcicd.errors import EXIT_PASS, EXIT_UNEXPECTED, REPORT_HINT, MlciError, UsageError
 from mlcicd.httpretry import Policy
 
 
@@ -33,6 +34,10 @@ def comment(dirs: list[str], env: Mapping[str, str], *, ci: str | None = None, k
     except MlciError as exc:
         err(f"error: {exc}")
         return exc.exit_code
+    except Exception:
+        err(traceback.format_exc())
+        err(f"error: unexpected error in mlci comment. {REPORT_HINT}")
+        return EXIT_UNEXPECTED
     action = "created" if outcome.created else "updated"
     where = outcome.note.url or pr.where
     echo(f"comment {action} on {pr.where} ({', '.join(sorted(ours.stages))}): {where}")
