@@ -30,8 +30,7 @@ def rolled_back() -> StageResult:
 
 
 def fast(attempts: int = 3) -> Policy:
-    waits: list[float] = []
-    return Policy(attempts=attempts, timeout=2.0, backoff=0.01, sleep=waits.append)
+    return Policy(attempts=attempts, timeout=2.0, backoff=0.01, sleep=lambda seconds: None)
 
 
 def send(result: StageResult, notify: NotifyConfig, env: dict[str, str], policy: Policy | None = None) -> str:
@@ -68,8 +67,11 @@ def test_slack_retries_429_with_retry_after_then_500_then_delivers():
         svc.script(SLACK_URL_PATH, [(429, {"Retry-After": "0"}), (500, {})])
         env = {"SLACK_WEBHOOK_URL": f"{svc.url}{SLACK_URL_PATH}"}
         result = rolled_back()
-        log = send(result, NotifyConfig(slack=SlackTarget()), env)
+        waits: list[float] = []
+        log = send(result, NotifyConfig(slack=SlackTarget()), env, Policy(attempts=3, backoff=0.01, sleep=waits.append))
         sent = svc.to("/slack/")
+    # Retry-After: 0 is obeyed as given; after the 500 the backoff (0.02 s, up to 50% jitter) applies.
+    assert waits[0] == 0.0 and 0.02 <= waits[1] <= 0.03
     assert len(sent) == 3
     assert json.loads(sent[-1].body)["text"].startswith("credit-risk: v7 rolled back")
     assert result.figures["notifications"] == [
@@ -108,14 +110,16 @@ def test_an_unreachable_target_and_a_missing_secret_are_warnings():
     assert "very-secret-token" not in log + json.dumps(result.to_dict())
 
 
-def test_a_rollback_through_the_runner_sends_exactly_one_message_per_target(tmp_path, monkeypatch):
+def test_a_rollback_through_the_runner_sends_exactly_one_message_per_target(tmp_path, monkeypatch, moto):
     from mlcicd import runner
 
+    topic, queue, sqs = _topic_with_queue("runner")
     with fake_services() as svc:
         (tmp_path / "mlci.yaml").write_text(
             "data: {label: y}\nmlflow: {model_name: credit-risk}\nnotify:\n"
             "  slack: {webhook_url_env: TEAM_SLACK, on: [rollback, inconclusive]}\n"
-            f"  webhook:\n    url: {svc.url}/hook\n    on: [rollback]\n")
+            f"  webhook:\n    url: {svc.url}/hook\n    on: [rollback]\n"
+            f"  sns: {{topic_arn: '{topic}'}}\n")
         # The stage itself is not under test here: it answers as a completed rollback does.
         monkeypatch.setattr(runner, "load_stage", lambda stage_id: (_stage(stage_id), lambda ctx: rolled_back()))
         env = {"TEAM_SLACK": f"{svc.url}{SLACK_URL_PATH}", "MLCI_WEBHOOK_SECRET": SECRET}
@@ -130,9 +134,24 @@ def test_a_rollback_through_the_runner_sends_exactly_one_message_per_target(tmp_
                        env=env, ci=LocalAdapter(env, io.StringIO()))
         assert len(svc.to("/slack/")) == 1 and len(svc.to("/hook")) == 1
         assert len(svc.requests) == 2
+    got = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", [])
+    assert len(got) == 1, log.getvalue()
     assert code == 0 and result is not None
     saved = json.loads((tmp_path / "report" / "rollback.json").read_text())
-    assert [n["delivered"] for n in saved["figures"]["notifications"]] == [True, True]
+    assert [(n["target"], n["delivered"]) for n in saved["figures"]["notifications"]] == [
+        ("slack", True), ("webhook", True), ("sns", True)]
+
+
+def _topic_with_queue(name: str):
+    import boto3
+
+    sns = boto3.client("sns", region_name="eu-west-1")
+    sqs = boto3.client("sqs", region_name="eu-west-1")
+    topic = sns.create_topic(Name=f"mlci-{name}")["TopicArn"]
+    queue = sqs.create_queue(QueueName=f"mlci-{name}-inbox")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
+    return topic, queue, sqs
 
 
 def _stage(stage_id: str):
@@ -142,14 +161,7 @@ def _stage(stage_id: str):
 
 
 def test_sns_publishes_a_message_a_subscribed_queue_receives(moto):
-    import boto3
-
-    sns = boto3.client("sns", region_name="eu-west-1")
-    sqs = boto3.client("sqs", region_name="eu-west-1")
-    topic = sns.create_topic(Name="mlci-alerts")["TopicArn"]
-    queue = sqs.create_queue(QueueName="mlci-alerts-inbox")["QueueUrl"]
-    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
+    topic, queue, sqs = _topic_with_queue("alerts")
 
     result = rolled_back()
     log = send(result, NotifyConfig(sns=SnsTarget(topic_arn=topic)), {})
