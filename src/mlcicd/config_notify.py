@@ -122,7 +122,3 @@ def _check_events(key: str, events: list[Event], fail: Fail) -> None:
              f"list events from {', '.join(EVENTS)}, or remove the target")
     if len(set(events)) != len(events):
         fail(key, f"lists an event twice: {events}", "list each event once")
-
-
-def events_of(target: SlackTarget | WebhookTarget | SnsTarget) -> frozenset[str]:
-    return frozenset(target.on)

@@ -105,7 +105,9 @@ def request(method: str, url: str, *, body: bytes | None = None, headers: Mappin
         wait = policy.backoff * 2 ** (attempt - 1) * (1 + random.random() / 2)
         try:
             answer = requests.request(method, url, data=body, headers=dict(headers or {}),
-                                      timeout=(min(3.05, policy.timeout), policy.timeout), allow_redirects=False)
+                                      timeout=(min(3.05, policy.timeout), policy.timeout),
+                                      # A GET may follow a moved API; a signed POST is never re-sent elsewhere.
+                                      allow_redirects=method == "GET")
         except requests.RequestException as exc:
             last = HttpError(f"{type(exc).__name__}: {redact(str(exc), hidden)}", attempts=attempt)
         else:

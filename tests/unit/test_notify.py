@@ -114,3 +114,15 @@ def test_redact_and_sns_subject():
     assert redact("url: /services/T/B/x failed", ["/services/T/B/x"]) == "url: *** failed"
     assert _subject("café ✓ rolled back\nnext") == "caf? ? rolled back next"
     assert len(_subject("x" * 300)) == 99
+
+
+def test_run_url_of_each_ci():
+    from mlcicd.ci import detect
+
+    github = {"GITHUB_ACTIONS": "true", "GITHUB_REPOSITORY": "o/r", "GITHUB_RUN_ID": "9",
+              "GITHUB_SERVER_URL": "https://ghe.example"}
+    assert detect(github).run_url() == "https://ghe.example/o/r/actions/runs/9"
+    assert detect({"GITLAB_CI": "true", "CI_PIPELINE_URL": "https://gl/p/-/pipelines/3"}).run_url() == \
+        "https://gl/p/-/pipelines/3"
+    assert detect({}).run_url() is None
+    assert detect({"MLCI_RUN_URL": "https://jenkins/job/1"}).run_url() == "https://jenkins/job/1"
