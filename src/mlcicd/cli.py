@@ -109,6 +109,27 @@ def down(config: str) -> None:
     sys.exit(stop_target(config))
 
 
+@mlci.command()
+@click.option("--dir", "dirs", multiple=True, default=["mlci-report"], show_default=True,
+              type=click.Path(file_okay=False), help="A directory of stage reports (repeat for several).")
+@click.option("--ci", type=click.Choice(["github", "gitlab"]), default=None,
+              help="CI system (default: detected from the environment).")
+@click.option("--key", default=None, help="Names the pipeline: one comment per key per pull request "
+              "[default: $MLCI_COMMENT_KEY, else the workflow's name on GitHub, `default` on GitLab].")
+@click.option("--report-url", default=None, help="Link to the full report [default: $MLCI_REPORT_URL, else the "
+              "run's artifacts].")
+def comment(dirs: tuple[str, ...], ci: str | None, key: str | None, report_url: str | None) -> None:
+    """Create or update this pipeline's comment on the pull / merge request with every stage's verdict.
+
+    GitHub: GITHUB_TOKEN with `pull-requests: write`. GitLab: a project access token (scope api) in the
+    masked variable MLCI_GITLAB_TOKEN (CI_JOB_TOKEN cannot post notes).
+    """
+    from mlcicd.comments.command import comment as post
+
+    sys.exit(post(list(dirs), os.environ, ci=ci, key=key, report_url=report_url, echo=click.echo,
+                  err=lambda t: click.echo(t, err=True)))
+
+
 @mlci.group()
 def image() -> None:
     """Images: make a base image where none can be pulled."""

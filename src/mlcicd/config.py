@@ -31,6 +31,7 @@ from mlcicd.config_gate import (
     NonInferiority,
     check_gate,
 )
+from mlcicd.config_notify import NotifyConfig, check_notify, unquote_on
 from mlcicd.errors import ConfigError
 from mlcicd.settings import Source, build, plugin_section
 
@@ -43,6 +44,7 @@ __all__ = [
     "GateConfig",
     "ModelConfig",
     "NonInferiority",
+    "NotifyConfig",
     "SmokeCheckConfig",
     "Strategy",
     "load_config",
@@ -288,6 +290,8 @@ class Config:
     gate: GateConfig = field(default_factory=GateConfig)
     image: ImageConfig = field(default_factory=ImageConfig)
     deploy: DeployConfig = field(default_factory=DeployConfig)
+    # Who is told about rollbacks, promotions, inconclusive canaries, failed gates and drift.
+    notify: NotifyConfig = field(default_factory=NotifyConfig)
     # Set by the loader, not by the file.
     root: Path = field(default=Path("."), metadata={"internal": True})
     source: Path | None = field(default=None, metadata={"internal": True})
@@ -379,7 +383,7 @@ def load_config(path: str | Path = DEFAULT_CONFIG) -> Config:
 
 
 def parse_config(raw: Any, filename: str = DEFAULT_CONFIG) -> Config:
-    cfg = build(Config, raw, Source(filename, EXAMPLE, MOVED))
+    cfg = build(Config, unquote_on(raw), Source(filename, EXAMPLE, MOVED))
     assert isinstance(cfg, Config)
     _check_semantics(cfg, filename)
     _check_plugins(cfg, filename)
@@ -460,6 +464,7 @@ def _check_semantics(cfg: Config, filename: str) -> None:
                  "give every check its own name")
     check_gate(cfg.gate, cfg.model, fail)
     check_blue_green(cfg.deploy.blue_green, fail)
+    check_notify(cfg.notify, fail)
     if cfg.data.label in cfg.data.sensitive:
         fail("data.sensitive", f"the label column {cfg.data.label!r} cannot be a sensitive attribute",
              "list demographic columns such as `sensitive: [gender]`")

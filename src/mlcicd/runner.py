@@ -14,6 +14,7 @@ from mlcicd.ci.base import CIAdapter
 from mlcicd.config import DEFAULT_CONFIG, load_config
 from mlcicd.errors import EXIT_UNEXPECTED, REPORT_HINT, MlciError, UsageError
 from mlcicd.inputs import apply_overrides, resolve_inputs
+from mlcicd.notify import notify_result
 from mlcicd.report import StageResult, Status, to_markdown, write_report
 from mlcicd.stages import StageContext, load_stage
 
@@ -53,6 +54,8 @@ def execute(
         traceback.print_exc()
         ci.annotate("error", f"unexpected error in stage {stage_id}. {REPORT_HINT}", title=f"mlci {stage_id}")
         return EXIT_UNEXPECTED, None
+    # Before publishing, so a notification that failed is in the report as a warning.
+    notify_result(result, config.notify, ci, env, model=config.mlflow.model_name, project=config.project)
     publish(result, ci, report_dir)
     return result.verdict.exit_code, result
 

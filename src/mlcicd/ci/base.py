@@ -22,6 +22,11 @@ class CIAdapter:
     def log(self, text: str) -> None:
         print(text, file=self.stream, flush=True)
 
+    def run_url(self) -> str | None:
+        """Where people see this run: the link in notifications and pull-request comments.
+        ``MLCI_RUN_URL`` wins, for runners this adapter cannot know the address of."""
+        return self.env.get("MLCI_RUN_URL") or None
+
     def set_outputs(self, stage: str, outputs: Mapping[str, str], report_dir: Path) -> None:
         raise NotImplementedError
 

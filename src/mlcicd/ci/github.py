@@ -28,6 +28,15 @@ class GitHubAdapter(CIAdapter):
             fh.write(text)
         return True
 
+    def run_url(self) -> str | None:
+        env = self.env
+        if env.get("MLCI_RUN_URL"):
+            return env["MLCI_RUN_URL"]
+        if not (env.get("GITHUB_REPOSITORY") and env.get("GITHUB_RUN_ID")):
+            return None
+        server = env.get("GITHUB_SERVER_URL") or "https://github.com"
+        return f"{server}/{env['GITHUB_REPOSITORY']}/actions/runs/{env['GITHUB_RUN_ID']}"
+
     def set_outputs(self, stage: str, outputs: Mapping[str, str], report_dir: Path) -> None:
         chunks = []
         for key, value in outputs.items():

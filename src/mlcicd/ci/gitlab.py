@@ -20,6 +20,10 @@ class GitLabAdapter(CIAdapter):
     name = "gitlab"
     _section = 0
 
+    def run_url(self) -> str | None:
+        # The pipeline, not the job: it shows every stage and the exposed report artifacts.
+        return self.env.get("MLCI_RUN_URL") or self.env.get("CI_PIPELINE_URL") or self.env.get("CI_JOB_URL") or None
+
     def set_outputs(self, stage: str, outputs: Mapping[str, str], report_dir: Path) -> None:
         report_dir.mkdir(parents=True, exist_ok=True)
         path = report_dir / f"{stage}.env"
