@@ -53,7 +53,7 @@ td.status.warn { color: var(--warn); } td.status.skip { color: var(--skip); }
 code { font: 12px ui-monospace, "DejaVu Sans Mono", monospace; overflow-wrap: anywhere; }
 td.name code { white-space: nowrap; }
 figure.plot { margin: 8px 0 12px; }
-figure.plot svg { width: 100%; height: auto; display: block; }
+figure.plot svg { max-width: 100%; height: auto; display: block; }
 figcaption { color: var(--muted); font-size: 12px; }
 details > summary { cursor: pointer; color: var(--muted); margin: 8px 0; }
 .note { color: var(--muted); font-style: italic; }

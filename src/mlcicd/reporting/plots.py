@@ -167,7 +167,7 @@ def residuals(c: Curves) -> str:
         ax.scatter(m["predicted"], m["residual"], s=9, alpha=0.55, color=MODEL_COLORS.get(name, "#6e7781"),
                    label=name, linewidths=0)
     ax.set(xlabel="predicted", ylabel="residual (truth - predicted)")
-    ax.set_title("Residuals" + (f" ({c.note})" if c.note else ""), loc="left")
+    ax.set_title("Residuals", loc="left")
     ax.legend(loc="upper right")
     return to_svg(fig)
 
