@@ -161,6 +161,12 @@ def test_mlci_report_without_verdicts_exits_2_naming_dir(tmp_path):
     assert f"--dir {tmp_path}" in result.output and "no stage verdict" in result.output
 
 
+def test_unwritable_out_is_exit_2_naming_out(pipeline, tmp_path):
+    (tmp_path / "file").write_text("")
+    result = CliRunner().invoke(mlci, ["report", "--dir", str(pipeline), "--out", str(tmp_path / "file" / "r.html")])
+    assert result.exit_code == 2 and f"--out {tmp_path / 'file' / 'r.html'}" in result.output
+
+
 def test_build_times_itself(pipeline, tmp_path):
     path, docs, seconds = build([pipeline], tmp_path / "r.html")
     assert path.is_file() and len(docs) == 4 and seconds > 0

@@ -13,6 +13,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from mlcicd.errors import UsageError
 from mlcicd.reporting.collect import StageDoc, collect
 
 __all__ = ["StageDoc", "build", "collect"]
@@ -25,6 +26,10 @@ def build(dirs: Sequence[Path], out: Path) -> tuple[Path, list[StageDoc], float]
     started = time.perf_counter()
     docs = collect(dirs)
     html = render(docs, sources=[str(d) for d in dirs])
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(html, encoding="utf-8")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(html, encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"cannot write the report: {exc.strerror or exc}", where=f"--out {out}",
+                         fix="pass a writable file path, e.g. --out mlci-report/report.html") from None
     return out, docs, time.perf_counter() - started

@@ -21,6 +21,7 @@ from contextlib import contextmanager
 from itertools import count
 from typing import TYPE_CHECKING, Any
 
+from mlcicd.errors import ToolMissingError
 from mlcicd.reporting.extract import Curves, FairnessBars, Histogram, Timeline
 
 if TYPE_CHECKING:
@@ -54,7 +55,12 @@ _ids = count()
 @contextmanager
 def drawing() -> Iterator[None]:
     """The report's matplotlib settings, for the figures drawn inside (a user's rcParams stay untouched)."""
-    import matplotlib
+    try:
+        import matplotlib
+    except ImportError:
+        raise ToolMissingError("matplotlib is not installed: the report draws its plots with it",
+                               where="mlci report",
+                               fix="pip install 'ml-cicd[report]' (MLflow brings it too)") from None
 
     with matplotlib.rc_context(STYLE):  # type: ignore[arg-type]  # a plain dict of rcParams
         yield
