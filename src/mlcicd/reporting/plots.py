@@ -239,22 +239,16 @@ def timeline(t: Timeline) -> str:
     for ax in axes:
         for x in times:  # every look: where the judge decided whether to go on
             ax.axvline(x, color="#d0d7de", linewidth=0.6, zorder=0)
-    final = _final_index(t)
-    if final is not None:
-        color = DECISION_COLORS.get(t.decisions[final], "#57606a")
-        for ax in axes:
-            ax.axvline(times[final], color=color, linewidth=1.8)
-        weight_ax.annotate(t.decisions[final], (times[final], 1.0), xycoords=("data", "axes fraction"),
-                           xytext=(-4, -4), textcoords="offset points", ha="right", va="top", color=color,
-                           fontweight="bold")
+    # The decision is the stage's (a promote on an earlier step only moved traffic on; a promote without
+    # enough requests became inconclusive), taken at the last look.
+    color = DECISION_COLORS.get(t.decision, "#57606a")
+    for ax in axes:
+        ax.axvline(times[-1], color=color, linewidth=1.8)
+    weight_ax.annotate(t.decision, (times[-1], 1.0), xycoords=("data", "axes fraction"), xytext=(-4, -4),
+                       textcoords="offset points", ha="right", va="top", color=color, fontweight="bold")
     axes[-1].set_xlabel("seconds since the analysis began (a dot per look)")
     axes[-1].set_xlim(0, max(float(times.max()), 1.0) * 1.03)
     return to_svg(fig)
-
-
-def _final_index(t: Timeline) -> int | None:
-    """The look that decided: the first one that did not say continue."""
-    return next((i for i, d in enumerate(t.decisions) if d != "continue"), None)
 
 
 def _side_label(t: Timeline, side: str) -> str:
