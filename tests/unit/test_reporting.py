@@ -36,11 +36,24 @@ def test_latest_verdict_of_each_stage_across_artifact_directories(tmp_path):
     write_report(StageResult("gate", Verdict.FAIL, "old gate"), first)
     write_report(StageResult("validate-data", Verdict.PASS, "data ok"), first)
     write_report(StageResult("gate", Verdict.PASS, "new gate"), second)
-    os.utime(first / "gate.json", (1_000_000, 1_000_000))
+    old = json.loads((first / "gate.json").read_text())
+    (first / "gate.json").write_text(json.dumps({**old, "written_at": "2020-01-01T00:00:00.000+00:00"}))
+    os.utime(second / "gate.json", (1_000_000, 1_000_000))  # downloaded artifacts: file times say nothing
     (second / "notes.json").write_text('{"not": "a stage"}')  # other JSON is not a verdict
     docs = collect([second, first])
     assert [d.stage for d in docs] == ["validate-data", "gate"]  # pipeline order, not file order
     assert docs[1].data["summary"] == "new gate" and docs[1].path == second / "gate.json"
+
+
+def test_files_without_written_at_are_ordered_by_their_modification_time(tmp_path):
+    for directory, summary in (("a", "old"), ("b", "new")):
+        write_report(StageResult("gate", Verdict.PASS, summary), tmp_path / directory)
+        data = json.loads((tmp_path / directory / "gate.json").read_text())
+        del data["written_at"]
+        (tmp_path / directory / "gate.json").write_text(json.dumps(data))
+    os.utime(tmp_path / "b" / "gate.json", (2_000_000, 2_000_000))
+    os.utime(tmp_path / "a" / "gate.json", (1_000_000, 1_000_000))
+    assert collect([tmp_path / "b", tmp_path / "a"])[0].data["summary"] == "new"
 
 
 def test_no_verdict_is_a_usage_error_naming_dir(tmp_path):

@@ -2,8 +2,9 @@
 
 On hosted runners every job uploads its own report directory, so a pipeline's report is
 assembled from several; a stage that ran twice (a re-run job, a retried monitor) appears in
-more than one, and the latest file wins. "Latest" is the file's modification time: a
-downloaded artifact keeps the time the job wrote it, and the JSON itself has no clock.
+more than one, and the latest file wins. "Latest" is the ``written_at`` time in the file
+(a downloaded artifact's file times are the download's), else, for files written before it
+existed, the file's modification time.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +25,7 @@ class StageDoc:
     stage: str
     path: Path
     data: dict[str, Any]
-    mtime: float
+    written: float  # seconds since the epoch
 
     @property
     def verdict(self) -> str:
@@ -43,7 +45,7 @@ def collect(dirs: Sequence[Path]) -> list[StageDoc]:
             if doc is None:
                 continue
             kept = found.get(doc.stage)
-            if kept is None or doc.mtime >= kept.mtime:
+            if kept is None or doc.written >= kept.written:
                 found[doc.stage] = doc
     if not found:
         shown = " ".join(f"--dir {d}" for d in dirs)
@@ -67,4 +69,11 @@ def _read(path: Path) -> StageDoc | None:
         return None
     if not isinstance(data, dict) or data.get("stage") != path.stem or "verdict" not in data:
         return None
-    return StageDoc(path.stem, path, data, path.stat().st_mtime)
+    return StageDoc(path.stem, path, data, _written(data) or path.stat().st_mtime)
+
+
+def _written(data: dict[str, Any]) -> float | None:
+    try:
+        return datetime.fromisoformat(str(data["written_at"])).timestamp()
+    except (KeyError, ValueError):
+        return None
