@@ -150,6 +150,20 @@ def test_a_plot_that_cannot_be_drawn_does_not_lose_the_report(tmp_path):
     assert "The timeline plot could not be drawn" in html and "<section id=\"monitor-canary\">" in html
 
 
+@pytest.mark.filterwarnings("error")
+def test_a_first_release_timeline_has_no_stable_and_may_lack_latency(tmp_path):
+    """A first release is judged alone; a metric source without histograms gives no latency."""
+    entries = [{"t": 2.0 * i, "step": 1, "weight": 100, "decision": "continue" if i < 3 else "promote",
+                "canary_requests": 50.0 * i, "canary_errors": 0.0, "stable_requests": None, "stable_errors": None}
+               for i in range(1, 4)]
+    write_report(StageResult("monitor-canary", Verdict.PASS, "promoted", outputs={"decision": "promote"},
+                             evidence={"timeline": entries}), tmp_path)
+    t = extract.timeline(_doc(tmp_path, "monitor-canary"))
+    assert t is not None and t.latency == {} and t.stable_error_rate == [None, None, None]
+    html = render(collect([tmp_path]), sources=[str(tmp_path)])
+    assert 'data-plot="timeline"><svg' in html and 'class="error"' not in html
+
+
 # -- the command -----------------------------------------------------------------------------------------------------
 
 

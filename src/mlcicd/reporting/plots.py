@@ -224,7 +224,8 @@ def timeline(t: Timeline) -> str:
                           label=_side_label(t, side))
     error_ax.set(ylabel="error rate % (cumulative)")
     error_ax.set_ylim(bottom=0)
-    error_ax.legend(loc="upper left")
+    if error_ax.get_legend_handles_labels()[0]:  # no read of either side succeeded: no legend to show
+        error_ax.legend(loc="upper left")
     if t.latency:
         lat_ax = axes[2]
         styles = ["-", "--", ":", "-."]
