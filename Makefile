@@ -5,9 +5,10 @@ BIN    := $(VENV)/bin
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # OS packages: nginx routes canary traffic; buildah/skopeo/docker-registry build and
 # push images daemonless; busybox-static makes a tiny local base image for tests, and
-# debootstrap the Debian Python base image a built model server runs on (`mlci image base`).
+# debootstrap the Debian Python base image a built model server runs on (`mlci image base`);
+# chromium opens the HTML report headless to check its plots are drawn (`mlci report`).
 DEMO_PACKAGES := nginx
-TEST_PACKAGES := nginx buildah skopeo docker-registry busybox-static debootstrap rsync
+TEST_PACKAGES := nginx buildah skopeo docker-registry busybox-static debootstrap rsync chromium
 BASE_PACKAGES := debootstrap buildah
 # Prometheus for the prometheus metric source's tests; its recommends (exporters, ~300 MB) are not needed.
 TEST_PACKAGES_NO_RECOMMENDS := prometheus

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 from typing import Any
 
 import click
@@ -128,6 +129,27 @@ def comment(dirs: tuple[str, ...], ci: str | None, key: str | None, report_url: 
 
     sys.exit(post(list(dirs), os.environ, ci=ci, key=key, report_url=report_url, echo=click.echo,
                   err=lambda t: click.echo(t, err=True)))
+
+
+@mlci.command()
+@click.option("--dir", "dirs", multiple=True, type=click.Path(path_type=Path),
+              help="Report directory with the stages' <stage>.json; repeat it for several (e.g. one downloaded "
+              "artifact per job; the latest file of a stage wins). [default: mlci-report]")
+@click.option("--out", default=None, type=click.Path(dir_okay=False, path_type=Path),
+              help="Where to write the HTML. [default: report.html in the first --dir]")
+def report(dirs: tuple[Path, ...], out: Path | None) -> None:
+    """Write one self-contained HTML report (plots included, no network needed to view it) of the stages'
+    verdicts, and print its path."""
+    from mlcicd.errors import UsageError
+    from mlcicd.reporting import build
+
+    dirs = dirs or (Path("mlci-report"),)
+    try:
+        path, _, _ = build(dirs, out or dirs[0] / "report.html")
+    except UsageError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    click.echo(str(path))
 
 
 @mlci.group()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from enum import Enum, StrEnum
 from pathlib import Path
 from typing import Any
@@ -167,7 +168,10 @@ def write_report(result: StageResult, report_dir: Path) -> dict[str, Path]:
         "markdown": report_dir / f"{result.stage}.md",
         "junit": report_dir / f"{result.stage}.junit.xml",
     }
-    paths["json"].write_text(json.dumps(result.to_dict(), indent=2, sort_keys=False) + "\n")
+    # When it was written: `mlci report` keeps the newest verdict of a stage found in several artifact
+    # directories, and a downloaded artifact's file times are those of the download.
+    data = {**result.to_dict(), "written_at": datetime.now(UTC).isoformat(timespec="milliseconds")}
+    paths["json"].write_text(json.dumps(data, indent=2, sort_keys=False) + "\n")
     paths["markdown"].write_text(to_markdown(result))
     paths["junit"].write_text(to_junit(result))
     return paths

@@ -61,6 +61,11 @@ def test_first_model_passes_and_is_registered_as_challenger(store: GateStore, tm
     report = json.loads((tmp_path / "mlci-report" / "gate.json").read_text())
     assert report["figures"]["candidate"]["roc_auc"] > 0.9
     assert set(report["figures"]["fairness"]["columns"]["group"]["selection_rates"]) == {"a", "b"}
+    # The report's curves: the candidate's alone (no champion yet), downsampled, the same AUC as the metric.
+    curves = report["figures"]["curves"]
+    assert curves["kind"] == "roc_pr" and curves["average"] == "binary" and "champion" not in curves
+    assert len(curves["candidate"]["roc"]["fpr"]) <= 100
+    assert abs(curves["candidate"]["roc"]["auc"] - report["figures"]["candidate"]["roc_auc"]) < 1e-9
     assert (tmp_path / "mlci-report" / "gate.env").read_text().count("MODEL_VERSION=1") == 1
     print(f"\ngate wall time (first model, in-process): {seconds:.2f} s; stage phases: {report['figures']['seconds']}")
 

@@ -6,7 +6,8 @@ import sys
 
 import pytest
 
-HEAVY = ("mlflow", "pandas", "sklearn", "fairlearn", "great_expectations", "boto3", "scipy", "prometheus_client")
+HEAVY = ("mlflow", "pandas", "sklearn", "fairlearn", "great_expectations", "boto3", "scipy", "prometheus_client",
+         "matplotlib")
 
 
 @pytest.mark.parametrize(
@@ -16,6 +17,8 @@ HEAVY = ("mlflow", "pandas", "sklearn", "fairlearn", "great_expectations", "boto
         ["mlcicd.stages.monitor_canary", "mlcicd.delivery.targets.local"],
         ["mlcicd.stages.gate", "mlcicd.stages.train", "mlcicd.stages.validate_data", "mlcicd.stages.build_image"],
         ["mlcicd.stages.deploy_canary", "mlcicd.stages.promote", "mlcicd.stages.rollback"],
+        # matplotlib is the report command's alone, and it too loads it only when it draws.
+        ["mlcicd.reporting", "mlcicd.reporting.page", "mlcicd.data.drift_plots", "mlcicd.evaluation.curves"],
     ],
 )
 def test_importing_does_not_load_heavy_libraries(modules):

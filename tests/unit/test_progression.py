@@ -141,6 +141,11 @@ def test_a_healthy_canary_walks_every_step_then_is_promote_ready():
     progress = [line for line in log if "| progress:" in line]
     assert progress and all("canary requests" in line for line in progress)
     assert result.plan is not None and result.plan.rps == pytest.approx(200, rel=0.05)
+    # The report's timeline: per look, both servers' latency quantiles (the policy's) of that interval.
+    first = result.timeline[0]
+    assert first["canary_requests"] > 0 and set(first["canary_latency_ms"]) == set(first["stable_latency_ms"])
+    assert set(first["canary_latency_ms"]) == {f"p{100 * q:g}" for q in analysis.policy.checks.latency.quantiles}
+    assert all(e["canary_latency_ms"] and e["stable_latency_ms"] for e in result.timeline)
 
 
 def test_after_the_last_step_the_monitor_keeps_looking_before_it_is_promote_ready():

@@ -81,6 +81,7 @@ def test_clean_data_passes(project):
     assert set(figures["drift"]["train"]) == {"age", "income", "debt_ratio", "employment", "gender", "default"}
     assert figures["drift"]["train"]["income"]["test"] == "ks"
     assert figures["drift"]["train"]["default"]["test"] == "chi2"
+    assert figures["drift_histograms"] == {"train": {}, "eval": {}}  # histograms only of drifted features
     assert (project / "r" / "validate-data.junit.xml").exists() and (project / "r" / "validate-data.env").exists()
 
 
@@ -95,6 +96,11 @@ def test_drift_fails_with_exit_1(project):
     assert failed["drift:income"]["details"]["test"] == "ks" and failed["drift:income"]["observed"] < 0.01
     assert "2 of" not in report["summary"] and "drift:income" in report["summary"]
     assert "ERROR: validate-data: drift:income" in log
+    # What the HTML report draws: the drifted feature in 20 shared bins, every sampled row counted.
+    histogram = report["figures"]["drift_histograms"]["train"]
+    assert list(histogram) == ["income"] and histogram["income"]["kind"] == "numeric"
+    assert len(histogram["income"]["edges"]) == 21
+    assert sum(histogram["income"]["reference"]) == 3000 and sum(histogram["income"]["current"]) == 4000
 
 
 def test_drift_only_warns_when_fail_on_drift_is_false(project):

@@ -34,6 +34,7 @@ from mlcicd.delivery.analysis import Judgement, Look, MetricResult, judge
 from mlcicd.delivery.histograms import histogram_total
 from mlcicd.delivery.metrics.base import MeasurementError, MetricSource, Snapshot
 from mlcicd.delivery.targets.base import Backend, RouterConflict, Target, TargetState
+from mlcicd.delivery.timeline import entry as timeline_entry
 from mlcicd.registry import Registry
 
 CHECKPOINT_TAG = "mlci.canary.analysis"
@@ -228,7 +229,7 @@ class CanaryAnalysis:
                 final = elapsed >= self.policy.duration or (limit is not None and elapsed - step.started >= limit)
                 judgement = judge(looks, self.policy, first_release=absolute, final=final,
                                   reference=reference)
-                timeline.append(_timeline_entry(look, judgement, index))
+                timeline.append(timeline_entry(looks, judgement, index, self.policy.checks.latency.quantiles))
                 self.log(_log_line(look, judgement, step) + walk.progress(looks, step, last_look_at))
                 if judgement.decision == "promote" and step.canary_requests < self.policy.min_requests:
                     if not final:
@@ -358,15 +359,6 @@ def _router_changed(drift: str, weight: int) -> str:
     return (f"the analysis stopped: somebody else changed the router's split while the canary was at {weight}% "
             f"({drift}). ml-cicd does not overwrite it: decide which version should serve, then run the rollback "
             "stage (it only takes the canary out of traffic) or restore the split and re-run monitor-canary")
-
-
-def _timeline_entry(look: Look, judgement: Judgement, step: int) -> dict[str, Any]:
-    return {"t": round(look.elapsed, 2), "step": step + 1, "weight": look.canary_weight,
-            "decision": judgement.decision,
-            "canary_requests": look.canary.total if look.canary else None,
-            "canary_errors": look.canary.errors if look.canary else None,
-            "stable_requests": look.stable.total if look.stable else None,
-            "stable_errors": look.stable.errors if look.stable else None}
 
 
 def _log_line(look: Look, judgement: Judgement, step: StepRecord) -> str:

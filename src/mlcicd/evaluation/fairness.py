@@ -48,6 +48,9 @@ class ColumnFairness:
     rows: dict[str, int]  # group -> rows
     by_group: dict[str, dict[str, float | None]]  # metric -> group -> value (fairlearn's by_group, transposed)
     disparities: dict[str, Disparity] = field(default_factory=dict)
+    # metric -> group -> [lower, upper]: each a one-sided bootstrap bound at the configured confidence,
+    # like the disparities' bounds (the report draws them as error bars on the per-group values).
+    by_group_bounds: dict[str, dict[str, list[float | None]]] = field(default_factory=dict)
 
 
 @dataclass
@@ -262,6 +265,18 @@ def _bounds(draws: np.ndarray, confidence: float) -> tuple[float | None, float |
     return float(low), float(high)
 
 
+def _group_bounds(sampled: dict[str, np.ndarray], names: list[str],
+                  confidence: float) -> dict[str, dict[str, list[float | None]]]:
+    """Per metric and group, the bootstrap bounds from resampled per-group values (shape (R, G))."""
+    out: dict[str, dict[str, list[float | None]]] = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a group no resample gives a value has no bounds
+        for metric, values in sampled.items():
+            low, high = np.nanquantile(values, [1.0 - confidence, confidence], axis=0)
+            out[metric] = {g: [_optional(low[i]), _optional(high[i])] for i, g in enumerate(names)}
+    return out
+
+
 def _class_column(task: Task, name: str, groups: np.ndarray, names: list[str], y_true: np.ndarray,
                   y_pred: np.ndarray, positive: Any, confidence: float, resamples: int, seed: int) -> ColumnFairness:
     truth, pred, labels = label_codes(task, y_true, y_pred, positive)
@@ -273,7 +288,9 @@ def _class_column(task: Task, name: str, groups: np.ndarray, names: list[str], y
     draws = rng.multinomial(n, counts.ravel() / n, size=resamples).reshape(resamples, *counts.shape)
     sampled = class_disparities(draws.astype(np.float64), task)
     column = ColumnFairness(name, {g: int(counts[i].sum()) for i, g in enumerate(names)},
-                            {m: {g: _optional(v[i]) for i, g in enumerate(names)} for m, v in per_group.items()})
+                            {m: {g: _optional(v[i]) for i, g in enumerate(names)} for m, v in per_group.items()},
+                            by_group_bounds=_group_bounds(class_metrics(draws.astype(np.float64), task), names,
+                                                          confidence))
     for key, value in point.items():
         column.disparities[key] = Disparity(_optional(value), *_bounds(sampled[key], confidence))
     if task == "multiclass":  # which class the one-vs-rest figures are worst for
@@ -296,10 +313,12 @@ def _regression_column(name: str, groups: np.ndarray, names: list[str], y: np.nd
     counts, sums = group_sums(values, groups, g, resamples, np.random.default_rng(seed))
     n = counts.astype(np.float64)
     sst = np.maximum(sums[..., 4] - _div(sums[..., 3] ** 2, n), 0.0)
-    sampled = regression_disparities(regression_metrics(
-        {"n": n, "se": sums[..., 0], "ae": sums[..., 1], "ape": sums[..., 2], "sst": sst}))
+    sampled_groups = regression_metrics({"n": n, "se": sums[..., 0], "ae": sums[..., 1], "ape": sums[..., 2],
+                                         "sst": sst})
+    sampled = regression_disparities(sampled_groups)
     column = ColumnFairness(name, {grp: int(np.count_nonzero(groups == i)) for i, grp in enumerate(names)},
-                            {m: {grp: _optional(v[i]) for i, grp in enumerate(names)} for m, v in per_group.items()})
+                            {m: {grp: _optional(v[i]) for i, grp in enumerate(names)} for m, v in per_group.items()},
+                            by_group_bounds=_group_bounds(sampled_groups, names, confidence))
     for key, value in point.items():
         column.disparities[key] = Disparity(_optional(value), *_bounds(sampled[key], confidence))
     return column, resamples

@@ -121,7 +121,7 @@ def figures(result: FairnessResult) -> dict[str, Any]:
 
     columns: dict[str, Any] = {}
     for c in result.columns:
-        columns[c.column] = {"rows": c.rows, "by_group": c.by_group,
+        columns[c.column] = {"rows": c.rows, "by_group": c.by_group, "by_group_bounds": c.by_group_bounds,
                              "disparities": {k: disparity(d) for k, d in c.disparities.items()}}
         if "selection_rate" in c.by_group:
             columns[c.column]["selection_rates"] = c.by_group["selection_rate"]

@@ -24,6 +24,7 @@ from mlcicd.evaluation.compare import (
     loss_non_inferiority,
     non_inferiority,
 )
+from mlcicd.evaluation.curves import figures as curve_figures
 from mlcicd.evaluation.metrics import detect_task, metrics, per_row_loss
 from mlcicd.evaluation.tasks import (
     GREATER_IS_BETTER,
@@ -250,6 +251,9 @@ class GateChecks:
             }
         if self.fairness is not None:
             figures["fairness"] = fairness_checks.figures(self.fairness)
+        curves = curve_figures(self.task, self.y_true, self.candidate, self.champion, self.positive)
+        if curves is not None:
+            figures["curves"] = curves
         return figures
 
     def tags(self, checks: list[Check], verdict: Verdict, eval_path: Path) -> dict[str, str]:

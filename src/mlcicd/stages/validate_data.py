@@ -13,9 +13,9 @@ readable; every failure and warning stays its own check with the fix in its mess
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from mlcicd.data import drift, quality
+from mlcicd.data import drift, drift_plots, quality
 from mlcicd.data.load import DataFile, read_checked, to_frame
 from mlcicd.data.schema import NUMERIC, Schema, build_schema, check_columns, check_values
 from mlcicd.data.text import count, names
@@ -72,6 +72,7 @@ def run(ctx: StageContext) -> StageResult:
     if fail_on_drift is None:
         fail_on_drift = data.drift.fail
     drift_figures: dict[str, dict[str, object]] = {}
+    drift_histograms: dict[str, dict[str, dict[str, Any]]] = {}
     drifted: list[str] = []
     drift_text = "drift not measured (no reference data)"
     if "reference" in frames:
@@ -87,6 +88,10 @@ def run(ctx: StageContext) -> StageResult:
             checks += _tag(_collapse("drift", drift.to_checks(
                 results, role=role, alpha=data.drift.p_value, fail=bool(fail_on_drift), label=data.label)), role)
             drift_figures[role] = {r.feature: r.to_dict() for r in results}
+            # The same seeded sample the tests ran on, so the plot shows what the test saw.
+            drift_histograms[role] = drift_plots.histograms(
+                drift.sample(clean["reference"], data.drift.max_rows), drift.sample(clean[role], data.drift.max_rows),
+                results)
             drifted += [f for f in drift.drifted(results) if f not in drifted]
             texts.append(f"{role}: {drift.describe(results)}")
         drift_text = "drift vs reference: " + "; ".join(texts)
@@ -121,6 +126,7 @@ def run(ctx: StageContext) -> StageResult:
             "datasets": {role: {"rows": f.shape[0], "columns": f.shape[1], "path": files[role].shown}
                          for role, f in frames.items()},
             "drift": drift_figures,
+            "drift_histograms": drift_histograms,
             "drift_settings": {"p_value": data.drift.p_value, "max_rows": data.drift.max_rows,
                                "seed": drift.SEED, "fail_on_drift": bool(fail_on_drift)},
             "seconds": {"load": round(loaded - started, 3), "checks": round(finished - loaded, 3)},
