@@ -54,6 +54,7 @@ class EcsProject:
     plane: DataPlane
     tracking_uri: str
     model_name: str
+    created_config: str  # mlci.yaml as created, before any test's configure()
 
     @classmethod
     def create(cls, root: Path, *, moto: MotoServer, tracking_uri: str, model_name: str,
@@ -78,7 +79,7 @@ class EcsProject:
                                         "sources": {"cloudwatch": {"period": 1, "delay": 2, "lookback": 30}}},
                                        **(canary or {}))
         (repo / "mlci.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
-        return cls(repo, moto, infra, plane, tracking_uri, model_name)
+        return cls(repo, moto, infra, plane, tracking_uri, model_name, (repo / "mlci.yaml").read_text())
 
     def configure(self, **changes: Any) -> None:
         """Change mlci.yaml in the repository (as a commit would): ``deploy={...}`` merges one level deep."""
@@ -90,6 +91,10 @@ class EcsProject:
                 else:
                     cfg[section][key] = sub
         (self.repo / "mlci.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+
+    def restore_config(self) -> None:
+        """mlci.yaml back as created (a test's configure() changes undone)."""
+        (self.repo / "mlci.yaml").write_text(self.created_config)
 
     def job_env(self) -> dict[str, str]:
         keep = {k: v for k, v in os.environ.items() if not k.startswith(("MLCI_", "MLFLOW_", "AWS_"))}
@@ -143,13 +148,18 @@ def read_report(workdir: Path, stage: str) -> dict[str, Any]:
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
-def ecs_project_fixture() -> Any:
-    """The ``project`` fixture of the ECS tests: an EcsProject on the session's moto and MLflow server."""
+def ecs_project_fixture(scope: str = "function") -> Any:
+    """The ``project`` fixture of the ECS tests: an EcsProject on the session's moto and MLflow server.
+
+    ``scope="module"`` shares one project (its AWS resources, data plane and model) between a
+    module's tests, which then start from a state they restore (see test_ecs_faults).
+    """
     import pytest
     from runners import require
 
-    @pytest.fixture
-    def project(moto: MotoServer, mlflow_server: Any, tmp_path: Path) -> Iterator[EcsProject]:
+    @pytest.fixture(scope=scope)  # type: ignore[call-overload]
+    def project(moto: MotoServer, mlflow_server: Any, tmp_path_factory: pytest.TempPathFactory
+                ) -> Iterator[EcsProject]:
         from mlcicd.delivery.targets.nginx import find_nginx
         from mlcicd.errors import ToolMissingError
 
@@ -157,7 +167,7 @@ def ecs_project_fixture() -> Any:
             find_nginx()
         except ToolMissingError as exc:
             require(False, str(exc))
-        created = EcsProject.create(tmp_path, moto=moto, tracking_uri=mlflow_server.url,
+        created = EcsProject.create(tmp_path_factory.mktemp("ecs-project"), moto=moto, tracking_uri=mlflow_server.url,
                                     model_name=f"ecs-{uuid.uuid4().hex[:8]}")
         yield created
         created.stop()
