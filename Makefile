@@ -50,10 +50,14 @@ e2e-tools: $(E2E_TOOLS)/node_modules/.bin/gitlab-ci-local
 
 ## The tests: unit, integration (real MLflow, model servers, nginx, Prometheus, registry + buildah),
 ## end-to-end (generated pipelines on act and gitlab-ci-local).
+# Two pytest workers, each taking a whole test file at a time (--dist loadfile), so a file's module
+# fixtures (an ECS project, an image registry, a CI runner's home) are set up once. Most tests wait
+# on bakes and servers with a core to spare: two workers keep both cores of a CI machine busy.
+TEST_WORKERS ?= 2
 test: system-test setup e2e-tools
 	$(BIN)/ruff check src tests
 	$(BIN)/mypy
-	$(BIN)/pytest -q -p no:cacheprovider
+	$(BIN)/pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile --durations=30
 
 ## A Debian + Python base image for build-image where none can be pulled (no Docker Hub): made
 ## from Debian's packages with debootstrap (as root) once, cached, loaded into local storage.

@@ -127,17 +127,21 @@ def start(kind: str, model_dir: Path, workers: int, work: Path) -> Running:
     log = work / f"{kind}-{workers}.log"
     with log.open("ab") as fh:
         proc = subprocess.Popen(argv, stdout=fh, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}{ready}", timeout=2) as r:
-                if r.status == 200:
-                    return Running(proc, port, log)
-        except OSError:
-            pass
-        if proc.poll() is not None:
-            break
-        time.sleep(0.2)
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}{ready}", timeout=2) as r:
+                    if r.status == 200:
+                        return Running(proc, port, log)
+            except OSError:
+                pass
+            if proc.poll() is not None:
+                break
+            time.sleep(0.2)
+    except BaseException:  # stopped while waiting (SIGTERM, Ctrl-C): the caller never gets the server to stop
+        stop(Running(proc, port, log))
+        raise
     stop(Running(proc, port, log))
     raise SystemExit(f"{kind} did not become ready:\n{log.read_text()[-3000:]}")
 
@@ -287,7 +291,15 @@ def spread(values: list[float], fmt: str = "{:.2f}") -> str:
     return f"{fmt.format(statistics.median(values))} ({fmt.format(min(values))}..{fmt.format(max(values))})"
 
 
+def _exit_on_signal(signum: int, _frame: object) -> None:
+    # The servers run in sessions of their own (a load spike on the bench must not reach them),
+    # so a SIGTERM to the bench never reaches them either: unwind through the finally blocks that stop them.
+    raise SystemExit(128 + signum)
+
+
 def main(argv: list[str] | None = None) -> int:
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _exit_on_signal)
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=5.0, help="measured seconds per round")
     ap.add_argument("--warmup", type=float, default=2.0)

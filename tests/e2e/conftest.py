@@ -1,7 +1,8 @@
 """End-to-end fixtures: real CI runners (act, gitlab-ci-local) on generated pipelines.
 
 Shared for the session: this checkout exported as the ml-cicd project the consumer's
-pipelines use, a real MLflow tracking server, and a real image registry with a base image.
+pipelines use, a real MLflow tracking server, a real image registry with a base image, and
+moto's server for the pipelines that deploy to ECS.
 `.ci/run` sets MLCI_REQUIRE_TOOLS=1, so a missing runner fails there instead of skipping.
 """
 
@@ -11,10 +12,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from aws_rig import moto_fixture
 from consumer import export_tree
 from image_registry import missing_tools, push_busybox_base, running_registry
 from mlflow_server import MlflowServer, running_mlflow_server
 from runners import Images, require
+
+moto = moto_fixture()  # one moto server (the AWS stand-in) for the session, for the pipelines on `target: ecs`
 
 
 @pytest.fixture(scope="session")

@@ -115,12 +115,13 @@ def project(tmp_path, registry, busybox_base, model_store):
                                                     "requirements": "none", "check": False})
 
 
-def _run(project: Path, storage: str = "storage", ci_env: dict[str, str] | None = None, **inputs: str):
+def _run(project: Path, storage: str = "storage", ci_env: dict[str, str] | None = None, stage: str = "build-image",
+         **inputs: str):
     stream = io.StringIO()
     env = {"MLCI_BUILDAH_ROOT": str(project / storage), **CI_ENV, **(ci_env or {})}
     values = {"config": str(project / "mlci.yaml"), "report-dir": str(project / "report"), **inputs}
     start = time.perf_counter()
-    code, result = execute("build-image", values, env={"MLFLOW_DISABLE_TELEMETRY": "true"},
+    code, result = execute(stage, values, env={"MLFLOW_DISABLE_TELEMETRY": "true"},
                            ci=LocalAdapter(env, stream))
     return code, result, stream.getvalue(), time.perf_counter() - start
 
@@ -237,6 +238,46 @@ def test_the_image_serves_the_model(served_image, model_store, tmp_path):
         assert metrics.requests.get("200") == 6 and sum(metrics.predictions.values()) == 18
         text = log.read_text()
         assert "ready on" in text and "with 2 workers" in text and "Traceback" not in text
+
+
+def test_the_image_is_deployed_as_an_ecs_task_and_answers_through_the_load_balancer(served_image, model_store,
+                                                                                     registry, moto, tmp_path):
+    """deploy-canary on `target: ecs` with the built image: the rig's ECS runs the image itself (buildah),
+    the ALB routes to it, and it answers with the model's predictions."""
+    import pandas as pd
+    from alb_data_plane import DataPlane, ImageRuntime
+    from aws_rig import AwsInfra
+    from ecs_project import use_ecs
+
+    from mlcicd.config import load_config
+    from mlcicd.delivery.targets import open_target
+
+    _, result, _ = served_image
+    uri, mv, model = model_store
+    infra = AwsInfra.create("img")
+    plane = DataPlane(infra, tracking_uri=uri, workdir=tmp_path / "aws",
+                      images=ImageRuntime(registry, tmp_path / "task-storage")).start()
+    root = tmp_path / "project"
+    root.mkdir()
+    try:
+        cfg = yaml.safe_load(_write_config(root, uri, {"registry": registry}).joinpath("mlci.yaml").read_text())
+        cfg["deploy"] = {"canary": {}}
+        use_ecs(cfg, infra, plane, health_timeout=600)
+        (root / "mlci.yaml").write_text(yaml.safe_dump(cfg))
+        code, deployed, log, _ = _run(root, stage="deploy-canary", image=result.outputs["image-ref"])
+        assert code == 0, log
+        assert deployed.outputs["canary-version"] == mv.version
+        (task,) = plane.tasks
+        assert task.container is not None  # the image ran, not a process of this checkout
+        rows = pd.DataFrame([[0.9, 0.2, 0.4], [0.1, 0.5, 0.2], [0.7, 0.9, 0.8]], columns=FEATURES)
+        r = requests.post(plane.endpoint + "/invocations", json={"dataframe_split": rows.to_dict(orient="split")},
+                          timeout=30)
+        assert r.status_code == 200, r.text
+        assert r.headers["X-Model-Version"] == mv.version
+        assert r.json()["predictions"] == model.predict(rows).tolist()
+        open_target(load_config(root / "mlci.yaml")).shutdown()
+    finally:
+        plane.stop()
 
 
 def test_same_inputs_in_fresh_storage_give_the_same_digest(served_image, tmp_path):

@@ -14,6 +14,7 @@ import signal
 import socket
 import threading
 import time
+from collections.abc import Iterator
 
 import pytest
 from ecs_project import IMAGE, EcsProject, ecs_project_fixture
@@ -21,11 +22,13 @@ from ecs_project import IMAGE, EcsProject, ecs_project_fixture
 from mlcicd.delivery.targets.alb import forward_weights
 
 pytestmark = pytest.mark.integration
-project = ecs_project_fixture()  # a repository on moto, the rig's data plane and the MLflow server
+# One repository on moto, the rig's data plane and the MLflow server for the whole module: every
+# test starts from a champion serving all traffic and no canary, which ``champion`` restores.
+project = ecs_project_fixture(scope="module")
 
 
-@pytest.fixture
-def champion(project: EcsProject) -> str:
+@pytest.fixture(scope="module")
+def first_release(project: EcsProject) -> str:
     """A first release, promoted: v1 serves all traffic."""
     version = project.release("python train.py")
     # The first release's own judgement is test_ecs_stages' subject: here it is promoted by hand.
@@ -33,6 +36,19 @@ def champion(project: EcsProject) -> str:
         run = project.run(stage, **inputs)
         assert run.code == 0, run.log
     return version
+
+
+@pytest.fixture
+def champion(project: EcsProject, first_release: str) -> Iterator[str]:
+    """The champion alone serves all traffic (the config as created); after the test, a canary left is rolled back."""
+    project.restore_config()
+    aliases = project.registry().aliases()
+    assert "canary" not in aliases and set(listener_weights(project).values()) <= {0, 100}, aliases
+    yield aliases["champion"]
+    project.restore_config()
+    if "canary" in project.registry().aliases() or not set(listener_weights(project).values()) <= {0, 100}:
+        rollback = project.run("rollback")  # a fresh job, as an operator would run it
+        assert rollback.code == 0, rollback.log
 
 
 def listener_weights(project: EcsProject) -> dict[str, int]:

@@ -10,7 +10,9 @@ HTTP (as a real AWS data plane follows its control plane) and makes reality matc
   ready the task is registered in the service's target group (moto then reports it healthy);
   a task whose process dies is deregistered and replaced, as ECS does. A task definition with
   ``MLCI_RIG_CRASH=1`` in its environment starts tasks that crash at once, so they never
-  become healthy.
+  become healthy. With ``images=`` (an :class:`ImageRuntime`), a task definition whose image
+  lives in that registry runs the image itself, as Fargate would: ``buildah run`` (chroot
+  isolation, the host's network) of its entrypoint, on a free loopback port.
 * **ALB**: a real nginx on 127.0.0.1 plays the listener, its upstream weights following the
   listener's (or rule's) weighted forward action and each target group's healthy targets; a
   second nginx plays the test listener. A forward to nothing answers 503.
@@ -47,6 +49,43 @@ from mlcicd.registry import Registry
 ALB_NAMESPACE = "AWS/ApplicationELB"
 
 
+@dataclass(frozen=True)
+class ImageRuntime:
+    """Where the rig pulls and runs images: a registry on this machine and buildah's storage."""
+
+    registry: str  # host:port; images elsewhere (a made-up ECR) run as plain processes
+    storage: Path
+
+    def runs(self, image: str) -> bool:
+        return image.startswith(self.registry + "/")
+
+    def buildah(self, *args: str) -> list[str]:
+        return ["buildah", "--root", str(self.storage / "root"), "--runroot", str(self.storage / "runroot"),
+                "--storage-driver", "vfs", *args]
+
+    def launch(self, image: str, port: int, env: dict[str, str], log: Path) -> tuple[int, str]:
+        """``buildah run`` of the image's entrypoint on ``port``: (leader PID, container)."""
+        import subprocess
+
+        def run(*args: str) -> str:
+            return subprocess.run(self.buildah(*args), capture_output=True, text=True, check=True,
+                                  timeout=600).stdout.strip()
+
+        container = run("from", "--tls-verify=false", image)
+        argv = json.loads(run("inspect", "--format", "{{json .OCIv1.Config.Entrypoint}}", container))
+        # chroot isolation shares the host's network: loopback and a free port, not 0.0.0.0:8080.
+        argv[argv.index("--host") + 1], argv[argv.index("--port") + 1] = "127.0.0.1", str(port)
+        pid = processes.start_detached(self.buildah("run", "--isolation", "chroot",
+                                                    *(f"--env={k}={v}" for k, v in sorted(env.items())),
+                                                    container, "--", *argv), log, env=_base_env())
+        return pid, container
+
+    def remove(self, container: str) -> None:
+        import subprocess
+
+        subprocess.run(self.buildah("rm", container), capture_output=True, timeout=120)
+
+
 @dataclass
 class Task:
     service: str
@@ -61,11 +100,13 @@ class Task:
     registered: bool = False
     draining: bool = False
     started: float = field(default_factory=time.monotonic)
+    container: str | None = None  # buildah's container, when the task runs the image itself
 
 
 class DataPlane:
-    def __init__(self, infra: AwsInfra, *, tracking_uri: str, workdir: Path, poll: float = 0.3) -> None:
-        self.infra, self.tracking_uri, self.dir, self.poll = infra, tracking_uri, workdir, poll
+    def __init__(self, infra: AwsInfra, *, tracking_uri: str, workdir: Path, poll: float = 0.3,
+                 images: ImageRuntime | None = None) -> None:
+        self.infra, self.tracking_uri, self.dir, self.poll, self.images = infra, tracking_uri, workdir, poll, images
         self.dir.mkdir(parents=True, exist_ok=True)
         self.ecs, self.elb, self.cloudwatch = clients("ecs", "elbv2", "cloudwatch")
         self.router = NginxRouter(self.dir / "alb", processes.free_port())
@@ -105,7 +146,9 @@ class DataPlane:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=30)
-        processes.stop_pids([(t.pid, None) for t in self.tasks])
+        processes.stop_pids([(t.pid, None) for t in self.tasks if t.container is None])
+        for task in [t for t in self.tasks if t.container is not None]:
+            self._stop_image_task(task)
         self.tasks.clear()
         self.router.stop()
         self.test_router.stop()
@@ -200,17 +243,35 @@ class DataPlane:
         crash = env.get("MLCI_RIG_CRASH") == "1"
         if crash:  # a task that dies at start, as ECS restarts it with a growing delay
             self._backoff[svc["serviceName"]] = time.monotonic() + 2.0
-        model_dir = self.dir / "no-such-model" if crash else self._model(name, version)
-        argv = [sys.executable, "-m", "mlcicd.serving", "--port", str(port), "--host", "127.0.0.1",
-                "--model-dir", str(model_dir), "--model-name", name, "--model-version", version]
         # The task definition's environment, as ECS would set it (the EMF namespace comes from there).
         task_env = {k: v for k, v in env.items() if k.startswith(("MLCI_EMF_", "MLCI_SERVE_"))}
         # On Fargate the server counts the task's vCPUs (its cgroup quota); here that is the host's:
         # one worker per started vCPU of the task definition, as the quota would give.
         task_env.setdefault("MLCI_SERVE_WORKERS", str(max(1, int(td.get("cpu") or 1024) // 1024)))
-        pid = processes.start_detached(argv, log, env={**_base_env(), **task_env, "MLCI_EMF_INTERVAL": "1"})
+        task_env["MLCI_EMF_INTERVAL"] = "1"
+        container_id = None
+        if self.images is not None and self.images.runs(container["image"]) and not crash:
+            pid, container_id = self.images.launch(container["image"], port, task_env, log)
+        else:
+            model_dir = self.dir / "no-such-model" if crash else self._model(name, version)
+            argv = [sys.executable, "-m", "mlcicd.serving", "--port", str(port), "--host", "127.0.0.1",
+                    "--model-dir", str(model_dir), "--model-name", name, "--model-version", version]
+            pid = processes.start_detached(argv, log, env={**_base_env(), **task_env})
         self.tasks.append(Task(svc["serviceName"], svc["taskDefinition"], started["taskArn"], ip, port, pid, log,
-                               balancer["targetGroupArn"], int(balancer["containerPort"])))
+                               balancer["targetGroupArn"], int(balancer["containerPort"]), container=container_id))
+
+    def _stop_image_task(self, task: Task) -> None:
+        """The container's processes are buildah's session: signal the whole group, then remove it."""
+        import os
+        import signal
+
+        for sig, wait in ((signal.SIGTERM, 20.0), (signal.SIGKILL, 5.0)):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(task.pid, sig)
+            if processes.wait_gone(task.pid, wait):
+                break
+        assert self.images is not None and task.container is not None
+        self.images.remove(task.container)
 
     def _model(self, name: str, version: str) -> Path:
         key = (name, version)
@@ -225,7 +286,9 @@ class DataPlane:
                                         Targets=[{"Id": task.ip, "Port": task.container_port}])
             task.registered = False
             self._route()
-        if kill:
+        if task.container is not None:
+            self._stop_image_task(task)
+        elif kill:
             processes.stop_pid(task.pid, timeout=10)
         self._publish_emf_of(task)
         with contextlib.suppress(Exception):

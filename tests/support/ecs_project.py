@@ -23,8 +23,10 @@ from typing import Any
 import yaml
 from alb_data_plane import DataPlane
 from aws_rig import AwsInfra, MotoServer
-from consumer import production_users
+from consumer import Consumer, production_users
 
+from mlcicd.delivery.targets.alb import forward_weights
+from mlcicd.delivery.targets.processes import free_port
 from mlcicd.delivery.traffic import LoadGenerator
 from mlcicd.registry import Registry
 
@@ -54,6 +56,7 @@ class EcsProject:
     plane: DataPlane
     tracking_uri: str
     model_name: str
+    created_config: str  # mlci.yaml as created, before any test's configure()
 
     @classmethod
     def create(cls, root: Path, *, moto: MotoServer, tracking_uri: str, model_name: str,
@@ -69,16 +72,9 @@ class EcsProject:
         cfg["mlflow"] = {"model_name": model_name, "tracking_uri": tracking_uri}
         # The gate's single-row latency limit measures this shared machine's load, not the model.
         cfg["gate"]["thresholds"].pop("latency_p99_ms", None)
-        cfg["deploy"]["target"] = "ecs"
-        cfg["deploy"].pop("local", None)
-        cfg["deploy"]["ecs"] = infra.ecs_config(endpoint=plane.endpoint, test_endpoint=plane.test_endpoint,
-                                                poll_interval=0.5, health_timeout=120, **ecs)
-        # The rig publishes ALB metrics at 1-second resolution as they happen: read them at once.
-        cfg["deploy"]["canary"].update({"source": "cloudwatch",
-                                        "sources": {"cloudwatch": {"period": 1, "delay": 2, "lookback": 30}}},
-                                       **(canary or {}))
+        use_ecs(cfg, infra, plane, canary=canary, **ecs)
         (repo / "mlci.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
-        return cls(repo, moto, infra, plane, tracking_uri, model_name)
+        return cls(repo, moto, infra, plane, tracking_uri, model_name, (repo / "mlci.yaml").read_text())
 
     def configure(self, **changes: Any) -> None:
         """Change mlci.yaml in the repository (as a commit would): ``deploy={...}`` merges one level deep."""
@@ -90,6 +86,10 @@ class EcsProject:
                 else:
                     cfg[section][key] = sub
         (self.repo / "mlci.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+
+    def restore_config(self) -> None:
+        """mlci.yaml back as created (a test's configure() changes undone)."""
+        (self.repo / "mlci.yaml").write_text(self.created_config)
 
     def job_env(self) -> dict[str, str]:
         keep = {k: v for k, v in os.environ.items() if not k.startswith(("MLCI_", "MLFLOW_", "AWS_"))}
@@ -136,6 +136,60 @@ class EcsProject:
         self.plane.stop()
 
 
+class EcsConsumer(Consumer):
+    """A consumer repository (tests/support/consumer.py) whose mlci.yaml deploys to the rig's ECS.
+
+    Its users reach the model through the rig's ALB; what is deployed lives in moto and the
+    MLflow registry only, so every CI job may run on a fresh runner.
+    """
+
+    plane: DataPlane
+    infra: AwsInfra
+
+    @classmethod
+    def create_on(cls, home: Path, *, model_name: str, tracking_uri: str, images: Any,
+                  remote: str | None = None) -> EcsConsumer:
+        base = Consumer.create(home / "repo", model_name=model_name, port=free_port(), tracking_uri=tracking_uri,
+                               registry=images.registry, base_image=images.base, state_dir=home / "unused",
+                               remote=remote)
+        infra = AwsInfra.create("e2e")
+        plane = DataPlane(infra, tracking_uri=tracking_uri, workdir=home / "aws").start()
+        cfg = yaml.safe_load((base.root / "mlci.yaml").read_text())
+        use_ecs(cfg, infra, plane)
+        (base.root / "mlci.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+        consumer = cls(base.root, base.model_name, base.port, base.tracking_uri)
+        consumer.plane, consumer.infra = plane, infra
+        return consumer
+
+    @property
+    def endpoint(self) -> str:
+        return self.plane.endpoint
+
+    def stop_deployment(self) -> None:
+        self.plane.stop()
+
+    def weights(self) -> list[int]:
+        """The listener's forward weights, sorted (``[100]``: one target group takes everything)."""
+        import boto3
+
+        elb = boto3.client("elbv2", region_name="eu-west-1")
+        actions = elb.describe_listeners(ListenerArns=[self.infra.listener_arn])["Listeners"][0]["DefaultActions"]
+        return sorted(forward_weights(actions).values())
+
+
+def use_ecs(cfg: dict[str, Any], infra: AwsInfra, plane: DataPlane, *, canary: dict[str, Any] | None = None,
+            **ecs: Any) -> None:
+    """Point an mlci.yaml (as a dict) at the rig's ECS: ``target: ecs``, judged from CloudWatch."""
+    cfg["deploy"]["target"] = "ecs"
+    cfg["deploy"].pop("local", None)
+    cfg["deploy"]["ecs"] = infra.ecs_config(endpoint=plane.endpoint, test_endpoint=plane.test_endpoint,
+                                            poll_interval=0.5, health_timeout=120, **ecs)
+    # The rig publishes ALB metrics at 1-second resolution as they happen: read them at once.
+    cfg["deploy"]["canary"].update({"source": "cloudwatch",
+                                    "sources": {"cloudwatch": {"period": 1, "delay": 2, "lookback": 30}}},
+                                   **(canary or {}))
+
+
 def read_report(workdir: Path, stage: str) -> dict[str, Any]:
     import json
 
@@ -143,13 +197,18 @@ def read_report(workdir: Path, stage: str) -> dict[str, Any]:
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
-def ecs_project_fixture() -> Any:
-    """The ``project`` fixture of the ECS tests: an EcsProject on the session's moto and MLflow server."""
+def ecs_project_fixture(scope: str = "function") -> Any:
+    """The ``project`` fixture of the ECS tests: an EcsProject on the session's moto and MLflow server.
+
+    ``scope="module"`` shares one project (its AWS resources, data plane and model) between a
+    module's tests, which then start from a state they restore (see test_ecs_faults).
+    """
     import pytest
     from runners import require
 
-    @pytest.fixture
-    def project(moto: MotoServer, mlflow_server: Any, tmp_path: Path) -> Iterator[EcsProject]:
+    @pytest.fixture(scope=scope)  # type: ignore[call-overload]
+    def project(moto: MotoServer, mlflow_server: Any, tmp_path_factory: pytest.TempPathFactory
+                ) -> Iterator[EcsProject]:
         from mlcicd.delivery.targets.nginx import find_nginx
         from mlcicd.errors import ToolMissingError
 
@@ -157,7 +216,7 @@ def ecs_project_fixture() -> Any:
             find_nginx()
         except ToolMissingError as exc:
             require(False, str(exc))
-        created = EcsProject.create(tmp_path, moto=moto, tracking_uri=mlflow_server.url,
+        created = EcsProject.create(tmp_path_factory.mktemp("ecs-project"), moto=moto, tracking_uri=mlflow_server.url,
                                     model_name=f"ecs-{uuid.uuid4().hex[:8]}")
         yield created
         created.stop()

@@ -44,9 +44,10 @@ class Images:
 
 def clean_env(**extra: str) -> dict[str, str]:
     """The runner's environment: the host's, minus anything of this test process that a job could
-    pick up by accident (our venv on PATH, MLflow/ml-cicd settings, CI variables)."""
+    pick up by accident (our venv on PATH, MLflow/ml-cicd settings, CI variables, and the AWS
+    settings that point this process at moto: a job gets AWS credentials only the way CI gives them)."""
     venv = str(REPO / ".venv")
-    drop = ("MLCI_", "MLFLOW_", "GITHUB_", "GITLAB_", "CI_", "VIRTUAL_ENV", "PYTEST_")
+    drop = ("MLCI_", "MLFLOW_", "GITHUB_", "GITLAB_", "CI_", "VIRTUAL_ENV", "PYTEST_", "AWS_")
     env = {k: v for k, v in os.environ.items() if not k.startswith(drop) and k != "CI"}
     env["PATH"] = os.pathsep.join(p for p in env.get("PATH", "").split(os.pathsep) if not p.startswith(venv))
     env["MLFLOW_DISABLE_TELEMETRY"] = "true"
