@@ -53,11 +53,13 @@ e2e-tools: $(E2E_TOOLS)/node_modules/.bin/gitlab-ci-local
 # Two pytest workers, each taking a whole test file at a time (--dist loadfile), so a file's module
 # fixtures (an ECS project, an image registry, a CI runner's home) are set up once. Most tests wait
 # on bakes and servers with a core to spare: two workers keep both cores of a CI machine busy.
+# Files go in collection order (--no-loadscope-reorder): the long end-to-end files first, the
+# short unit files last to fill the gaps (xdist would otherwise start with the files of most tests).
 TEST_WORKERS ?= 2
 test: system-test setup e2e-tools
 	$(BIN)/ruff check src tests
 	$(BIN)/mypy
-	$(BIN)/pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile --durations=30
+	$(BIN)/pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder --durations=30
 
 ## A Debian + Python base image for build-image where none can be pulled (no Docker Hub): made
 ## from Debian's packages with debootstrap (as root) once, cached, loaded into local storage.
