@@ -3,6 +3,7 @@
 * :mod:`~mlcicd.comments.body` — the comment as data (render, parse, merge), built from report dirs;
 * :mod:`~mlcicd.comments.sync` — create once, update in place, converge when jobs race;
 * :mod:`~mlcicd.comments.github`, :mod:`~mlcicd.comments.gitlab` — the two APIs;
+* :mod:`~mlcicd.comments.rest` — the JSON call both APIs make;
 * :mod:`~mlcicd.comments.context` — which pull request, which token, from the CI's environment;
 * :mod:`~mlcicd.comments.command` — ``mlci comment``.
 """

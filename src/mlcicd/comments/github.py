@@ -7,15 +7,15 @@ says so.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
 from typing import Any
 
 from mlcicd.comments import CommentApiError
+from mlcicd.comments.rest import call_json
 from mlcicd.comments.sync import Note
 from mlcicd.errors import MlciError, UsageError
-from mlcicd.httpretry import HttpError, Policy, request
+from mlcicd.httpretry import HttpError, Policy
 
 PERMISSIONS_FIX = ("map the job's token into the step and let the job write pull-request comments:\n"
                    "    permissions:\n      contents: read\n      pull-requests: write\n"
@@ -36,17 +36,8 @@ class GitHubThread:
     def _call(self, method: str, url: str, payload: Any = None) -> tuple[Any, Mapping[str, str]]:
         headers = {"Authorization": f"Bearer {self.token}", "Accept": "application/vnd.github+json",
                    "X-GitHub-Api-Version": "2022-11-28", "User-Agent": "ml-cicd"}
-        body = None
-        if payload is not None:
-            body = json.dumps(payload).encode()
-            headers["Content-Type"] = "application/json"
-        try:
-            answer = request(method, url, body=body, headers=headers, policy=self.policy, secrets=[self.token])
-        except HttpError as exc:
-            if method == "DELETE" and exc.status == 404:
-                return None, {}  # another reporter removed the duplicate first
-            raise _explain(exc, url) from None
-        return (answer.json() if answer.body else None), answer.headers
+        return call_json(method, url, payload, headers=headers, token=self.token, policy=self.policy,
+                         explain=_explain)
 
     def list(self) -> list[Note]:
         notes: list[Note] = []

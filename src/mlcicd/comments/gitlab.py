@@ -9,15 +9,15 @@ not on it, so GitLab answers 401/404 however the project's job-token settings ar
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote
 
 from mlcicd.comments import CommentApiError
+from mlcicd.comments.rest import call_json
 from mlcicd.comments.sync import Note
 from mlcicd.errors import MlciError, UsageError
-from mlcicd.httpretry import HttpError, Policy, request
+from mlcicd.httpretry import HttpError, Policy
 
 TOKEN_ENV = "MLCI_GITLAB_TOKEN"
 TOKEN_FIX = (f"create a project access token (Settings > Access tokens: role Reporter, scope `api`) and store it "
@@ -33,17 +33,8 @@ class GitLabThread:
 
     def _call(self, method: str, url: str, payload: Any = None) -> tuple[Any, Mapping[str, str]]:
         headers = {"PRIVATE-TOKEN": self.token, "User-Agent": "ml-cicd"}
-        body = None
-        if payload is not None:
-            body = json.dumps(payload).encode()
-            headers["Content-Type"] = "application/json"
-        try:
-            answer = request(method, url, body=body, headers=headers, policy=self.policy, secrets=[self.token])
-        except HttpError as exc:
-            if method == "DELETE" and exc.status == 404:
-                return None, {}  # another reporter removed the duplicate first
-            raise _explain(exc, url) from None
-        return (answer.json() if answer.body else None), answer.headers
+        return call_json(method, url, payload, headers=headers, token=self.token, policy=self.policy,
+                         explain=_explain)
 
     def list(self) -> list[Note]:
         notes: list[Note] = []
