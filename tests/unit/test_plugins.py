@@ -130,3 +130,17 @@ def test_setting_keys():
 
     assert plugins.setting_keys(S) == [("a", dataclasses.MISSING), ("b", [1])]
     assert plugins.setting_keys(None) == []
+
+
+ECS_SECTION = {"region": "eu-central-1", "cluster": "ml", "service_name": "credit-risk", "subnets": ["subnet-1"],
+               "security_groups": ["sg-1"],
+               "listener_arn": "arn:aws:elasticloadbalancing:eu-central-1:123456789012:listener/app/alb/1/2",
+               "execution_role_arn": "arn:aws:iam::123456789012:role/ecsTaskExecutionRole"}
+
+
+@pytest.mark.parametrize(("cloudwatch", "expected"), [({}, "eu-central-1"), ({"region": "us-east-1"}, "us-east-1")])
+def test_cloudwatch_reads_in_the_ecs_targets_region_unless_given_its_own(cloudwatch, expected):
+    """A GitLab job with AWS credentials by OIDC alone has no AWS_REGION: the source must not need it."""
+    cfg = parse_config({**MINIMAL, "deploy": {"target": "ecs", "ecs": ECS_SECTION, "canary": {
+        "source": "cloudwatch", "sources": {"cloudwatch": cloudwatch}}}})
+    assert open_source(cfg).cfg.region == expected  # type: ignore[attr-defined]

@@ -9,6 +9,7 @@ gets its own settings from ``deploy.canary.sources.<name>``.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import TYPE_CHECKING
 
 from mlcicd import plugins
@@ -21,5 +22,12 @@ if TYPE_CHECKING:
 def open_source(cfg: Config, name: str | None = None) -> MetricSource:
     """The metric source ``name`` (default: ``deploy.canary.source``) with its settings."""
     name = name or cfg.deploy.canary.source
-    source: MetricSource = plugins.get(plugins.METRICS, name, cfg.plugin_settings(plugins.METRICS, name))
+    settings = cfg.plugin_settings(plugins.METRICS, name)
+    # A source on the target's cloud reads where the target runs unless told otherwise (CloudWatch in
+    # deploy.ecs.region): a CI job given AWS credentials by OIDC alone may have no AWS_REGION at all.
+    if dataclasses.is_dataclass(settings) and getattr(settings, "region", "") is None:
+        region = getattr(cfg.plugin_settings(plugins.TARGETS, cfg.deploy.target), "region", None)
+        if region:
+            settings = dataclasses.replace(settings, region=region)  # type: ignore[type-var]
+    source: MetricSource = plugins.get(plugins.METRICS, name, settings)
     return source
