@@ -182,8 +182,8 @@ def use_ecs(cfg: dict[str, Any], infra: AwsInfra, plane: DataPlane, *, canary: d
     """Point an mlci.yaml (as a dict) at the rig's ECS: ``target: ecs``, judged from CloudWatch."""
     cfg["deploy"]["target"] = "ecs"
     cfg["deploy"].pop("local", None)
-    cfg["deploy"]["ecs"] = infra.ecs_config(endpoint=plane.endpoint, test_endpoint=plane.test_endpoint,
-                                            poll_interval=0.5, health_timeout=120, **ecs)
+    cfg["deploy"]["ecs"] = infra.ecs_config(**{"endpoint": plane.endpoint, "test_endpoint": plane.test_endpoint,
+                                               "poll_interval": 0.5, "health_timeout": 120, **ecs})
     # The rig publishes ALB metrics at 1-second resolution as they happen: read them at once.
     cfg["deploy"]["canary"].update({"source": "cloudwatch",
                                     "sources": {"cloudwatch": {"period": 1, "delay": 2, "lookback": 30}}},
