@@ -72,12 +72,16 @@ class ImageRuntime:
                                   timeout=600).stdout.strip()
 
         container = run("from", "--tls-verify=false", image)
-        argv = json.loads(run("inspect", "--format", "{{json .OCIv1.Config.Entrypoint}}", container))
-        # chroot isolation shares the host's network: loopback and a free port, not 0.0.0.0:8080.
-        argv[argv.index("--host") + 1], argv[argv.index("--port") + 1] = "127.0.0.1", str(port)
-        pid = processes.start_detached(self.buildah("run", "--isolation", "chroot",
-                                                    *(f"--env={k}={v}" for k, v in sorted(env.items())),
-                                                    container, "--", *argv), log, env=_base_env())
+        try:
+            argv = list(json.loads(run("inspect", container))["OCIv1"]["config"]["Entrypoint"])
+            # chroot isolation shares the host's network: loopback and a free port, not 0.0.0.0:8080.
+            argv[argv.index("--host") + 1], argv[argv.index("--port") + 1] = "127.0.0.1", str(port)
+            pid = processes.start_detached(self.buildah("run", "--isolation", "chroot",
+                                                        *(f"--env={k}={v}" for k, v in sorted(env.items())),
+                                                        container, "--", *argv), log, env=_base_env())
+        except BaseException:
+            self.remove(container)  # the next scheduling pass starts over with a fresh one
+            raise
         return pid, container
 
     def remove(self, container: str) -> None:
