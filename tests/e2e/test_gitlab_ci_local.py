@@ -41,8 +41,16 @@ class GitlabRun:
     results: dict[str, str] = field(default_factory=dict)  # job -> PASS / FAIL / WARN
     outputs: dict[str, dict[str, str]] = field(default_factory=dict)  # job -> dotenv report
 
+    reports: dict[str, str] = field(default_factory=dict)  # job -> its stage's Markdown report
+
     def tail(self, lines: int = 80) -> str:
         return "\n".join(self.log.splitlines()[-lines:])
+
+    def why(self) -> str:
+        """The reports of the jobs that failed, then the log's tail: what an assertion should show."""
+        failed = [f"--- {job}\n{self.reports.get(job, '(no report)')}"
+                  for job, result in self.results.items() if result == "FAIL"]
+        return "\n".join([*failed, self.tail(40)])
 
 
 @dataclass
@@ -67,6 +75,9 @@ class GitlabLocal:
                 run.results[m.group(2)] = m.group(1)
         for job in run.results:
             stage = job.removeprefix("mlci-")
+            markdown = state / "artifacts" / job / "mlci-report" / f"{stage}.md"
+            if markdown.is_file():
+                run.reports[job] = markdown.read_text()
             report = state / "artifacts" / job / "mlci-report" / f"{stage}.env"
             if report.is_file():
                 prefix = "MLCI_" + stage.upper().replace("-", "_") + "_"
@@ -256,11 +267,11 @@ def test_ecs_pipeline_releases_with_manual_promote_rolls_back_and_promotes(ecs_c
         consumer.set_training(GOOD_TRAINING.format(c=1.0))
         consumer.commit("first model")
         first = runner.run(consumer)
-        assert first.code == 0, first.tail()
+        assert first.code == 0, first.why()
         assert first.outputs["mlci-monitor-canary"]["decision"] == "promote"
         assert "champion" not in registry.aliases()
         promote = runner.run(consumer, "mlci-promote")
-        assert promote.code == 0, promote.tail()
+        assert promote.code == 0, promote.why()
         assert registry.aliases() == {"champion": "1"}
         assert consumer.weights() == [100]
         assert consumer.answering_versions() == {"1": 40}
@@ -270,7 +281,7 @@ def test_ecs_pipeline_releases_with_manual_promote_rolls_back_and_promotes(ecs_c
         consumer.commit("drop the imputer")
         bad = runner.run(consumer)
         assert bad.code != 0
-        assert bad.results["mlci-monitor-canary"] == "FAIL" and bad.results["mlci-rollback"] == "PASS", bad.tail()
+        assert bad.results["mlci-monitor-canary"] == "FAIL" and bad.results["mlci-rollback"] == "PASS", bad.why()
         assert bad.outputs["mlci-rollback"]["rolled-back-version"] == "2"
         assert registry.aliases() == {"champion": "1"}
         assert consumer.answering_versions() == {"1": 40}
@@ -279,7 +290,7 @@ def test_ecs_pipeline_releases_with_manual_promote_rolls_back_and_promotes(ecs_c
         consumer.set_training(GOOD_TRAINING.format(c=0.5))
         consumer.commit("retrain with C=0.5")
         good = runner.run(consumer)
-        assert good.code == 0, good.tail()
+        assert good.code == 0, good.why()
         assert good.outputs["mlci-deploy-canary"]["stable-version"] == "1"
         assert good.outputs["mlci-monitor-canary"]["decision"] == "promote"
         assert runner.run(consumer, "mlci-promote").code == 0
