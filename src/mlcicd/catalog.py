@@ -53,13 +53,19 @@ class Output:
 
 
 @dataclass(frozen=True)
-class Stage:
+class Published:
+    """What an action / component publishes: a stage, or a tool working on the stages' reports."""
+
     id: str
     summary: str
     inputs: tuple[Input, ...]
     outputs: tuple[Output, ...]
-    # pip extra of ml-cicd that a CI job running only this stage installs.
+    # pip extra of ml-cicd that a CI job running only this installs ("core": none).
     extra: str
+
+
+@dataclass(frozen=True)
+class Stage(Published):
     # Pipeline stage (GitLab `stages:` entry) its job runs in.
     job_stage: str
     # Stages whose jobs must finish first (their outputs are visible to this one).
@@ -292,15 +298,9 @@ def all_inputs(stage: Stage) -> tuple[Input, ...]:
 
 
 @dataclass(frozen=True)
-class Tool:
+class Tool(Published):
     """A command that works on the stages' reports (``mlci <id>``), published like a stage."""
 
-    id: str
-    summary: str
-    inputs: tuple[Input, ...]
-    outputs: tuple[Output, ...]
-    # pip extra of ml-cicd the action installs ("core": none).
-    extra: str
     # Its action passes the job's GITHUB_TOKEN in the step's environment (never as an input).
     github_token: bool = False
 

@@ -30,49 +30,22 @@ from pathlib import Path
 from typing import Any
 
 SERVICE = "twirp/github.actions.results.api.v1.ArtifactService"
-# The commits the rendered pipelines pin (mlcicd.gen.pipeline.UPLOAD_ARTIFACT / DOWNLOAD_ARTIFACT).
-UPLOAD_ACTION = """\
-name: upload-artifact (offline stand-in for the e2e tests, v4 protocol against act artifact server)
-inputs:
-  name: {required: false, default: artifact}
-  path: {required: true}
-  if-no-files-found: {required: false, default: warn}
-outputs:
-  artifact-id: {value: "${{ steps.upload.outputs.artifact-id }}"}
-  artifact-url: {value: "${{ steps.upload.outputs.artifact-url }}"}
-  artifact-digest: {value: "${{ steps.upload.outputs.artifact-digest }}"}
-runs:
-  using: composite
-  steps:
-    - id: upload
-      shell: bash
-      env:
-        INPUT_NAME: ${{ inputs.name }}
-        INPUT_PATH: ${{ inputs.path }}
-        INPUT_IF_NO_FILES_FOUND: ${{ inputs.if-no-files-found }}
-      run: python3 "$GITHUB_ACTION_PATH/act_artifacts.py" upload
-"""
-DOWNLOAD_ACTION = """\
-name: download-artifact (offline stand-in for the e2e tests, v4 protocol against act artifact server)
-inputs:
-  name: {required: false, default: ""}
-  pattern: {required: false, default: ""}
-  path: {required: false, default: "."}
-  merge-multiple: {required: false, default: "false"}
-outputs:
-  download-path: {value: "${{ steps.download.outputs.download-path }}"}
-runs:
-  using: composite
-  steps:
-    - id: download
-      shell: bash
-      env:
-        INPUT_NAME: ${{ inputs.name }}
-        INPUT_PATTERN: ${{ inputs.pattern }}
-        INPUT_PATH: ${{ inputs.path }}
-        INPUT_MERGE_MULTIPLE: ${{ inputs.merge-multiple }}
-      run: python3 "$GITHUB_ACTION_PATH/act_artifacts.py" download
-"""
+
+def _action(name: str, inputs: dict[str, str], outputs: tuple[str, ...], mode: str) -> str:
+    """A composite action running this file as ``mode`` with its inputs as INPUT_<NAME> variables."""
+    return "\n".join([
+        f"name: {name} (offline stand-in for the e2e tests, v4 protocol against act artifact server)",
+        "inputs:", *(f"  {k}: {{required: false, default: {json.dumps(v)}}}" for k, v in inputs.items()),
+        "outputs:", *(f'  {o}: {{value: "${{{{ steps.run.outputs.{o} }}}}"}}' for o in outputs),
+        "runs:", "  using: composite", "  steps:", "    - id: run", "      shell: bash", "      env:",
+        *(f"        INPUT_{k.upper().replace('-', '_')}: ${{{{ inputs.{k} }}}}" for k in inputs),
+        f'      run: python3 "$GITHUB_ACTION_PATH/act_artifacts.py" {mode}', ""])
+
+
+UPLOAD_ACTION = _action("upload-artifact", {"name": "artifact", "path": "", "if-no-files-found": "warn"},
+                        ("artifact-id", "artifact-url", "artifact-digest"), "upload")
+DOWNLOAD_ACTION = _action("download-artifact", {"name": "", "pattern": "", "path": ".", "merge-multiple": "false"},
+                          ("download-path",), "download")
 
 
 def stand_ins(root: Path, upload: str, download: str) -> list[str]:
