@@ -257,6 +257,11 @@ def test_the_checks_catch_wiring_mistakes():
     text = _render("gitlab")
     with pytest.raises(pipeline_check.PipelineCheckError, match=r"unknown input 'no-such'"):
         pipeline_check.check_pipeline("gitlab", text.replace("      to: ", "      no-such: "))
+    report = "  - component: $CI_SERVER_FQDN/org/ml-cicd/report@1\n"
+    assert report in text  # the report component's inputs are checked against its spec too
+    with pytest.raises(pipeline_check.PipelineCheckError, match=r"unknown input 'commment': did you mean 'comment'"):
+        pipeline_check.check_pipeline("gitlab", text.replace(report, report + "    inputs: {commment: 'false'}\n"))
+    pipeline_check.check_pipeline("gitlab", text.replace(report, report + "    inputs: {comment: 'false'}\n"))
     text = _render("github")
     with pytest.raises(pipeline_check.PipelineCheckError, match="cannot see"):
         pipeline_check.check_pipeline("github", text.replace("needs: [train]", "needs: [validate-data]"))
