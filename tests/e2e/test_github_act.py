@@ -214,15 +214,19 @@ def test_a_pull_request_runs_the_checks_and_the_gate_and_keeps_one_comment(consu
         assert all(stage in comment["body"] for stage in PULL_REQUEST_STAGES)
         assert report_url in comment["body"] and "build-image" not in comment["body"]
 
-        # A new push to the pull request: the same comment is updated in place, never a second one.
+        # A new push to the pull request, a new run (act numbers every run 1: this one says 2): the
+        # same comment is updated in place with this run's results and link, never a second one.
         consumer.set_training(GOOD_TRAINING.format(c=0.6))
         consumer.commit("try C=0.6")
         again = act(consumer, suite, images, runner_home, event="pull_request",
-                    extra=("-e", str(_pull_request_event(tmp_path / "event.json", consumer)), *extra[2:]))
+                    extra=("-e", str(_pull_request_event(tmp_path / "event.json", consumer)), *extra[2:],
+                           "--env", "GITHUB_RUN_ID=2"))
         assert again.code == 0, again.tail()
         assert [c["id"] for c in api.thread("gh:7")] == [comment["id"]]
         assert len(api.to("/repos/", "POST")) == 1 and len(api.to("/repos/", "PATCH")) == 1
-        assert api.thread("gh:7")[0]["body"] != comment["body"]  # this run's results
+        assert "/actions/runs/1" in comment["body"]
+        updated = api.thread("gh:7")[0]["body"]
+        assert again.outputs["report"]["artifact-url"] in updated and "/actions/runs/1" not in updated
         assert registry.aliases() == aliases
 
 
