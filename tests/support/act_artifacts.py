@@ -42,7 +42,9 @@ def _action(name: str, inputs: dict[str, str], outputs: tuple[str, ...], mode: s
         f'      run: python3 "$GITHUB_ACTION_PATH/act_artifacts.py" {mode}', ""])
 
 
-UPLOAD_ACTION = _action("upload-artifact", {"name": "artifact", "path": "", "if-no-files-found": "warn"},
+# overwrite: act's CreateArtifact starts the artifact afresh anyway.
+UPLOAD_ACTION = _action("upload-artifact", {"name": "artifact", "path": "", "if-no-files-found": "warn",
+                                            "overwrite": "false"},
                         ("artifact-id", "artifact-url", "artifact-digest"), "upload")
 DOWNLOAD_ACTION = _action("download-artifact", {"name": "", "pattern": "", "path": ".", "merge-multiple": "false"},
                           ("download-path",), "download")

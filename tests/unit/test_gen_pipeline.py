@@ -69,7 +69,8 @@ def test_github_jobs_chain_the_stages_and_pass_outputs_through_needs():
         assert stage["with"]["config"] == "mlci.yaml"
         # Every stage's reports go up, also when the stage failed.
         assert upload == {"uses": UPLOAD, "if": "${{ !cancelled() }}", "with": {
-            "name": f"mlci-report-{job_id}", "path": "mlci-report", "if-no-files-found": "ignore"}}
+            "name": f"mlci-report-{job_id}", "path": "mlci-report", "if-no-files-found": "ignore",
+            "overwrite": True}}  # a re-run job replaces its upload (v4 refuses a second one of a name)
     assert jobs["gate"]["steps"][1]["with"]["model-uri"] == "${{ needs.train.outputs.model-uri }}"
     assert jobs["train"]["outputs"]["model-uri"] == "${{ steps.stage.outputs.model-uri }}"
     deploy = jobs["deploy-canary"]["steps"][1]["with"]
@@ -128,7 +129,8 @@ def test_github_report_job_collects_every_stage_report_and_the_comment_job_links
     assert download == collect
     assert build == {"id": "report", "uses": f"org/ml-cicd/actions/report@{SHA}", "with": {"report-dir": "mlci-report"}}
     assert upload == {"id": "upload", "uses": UPLOAD,
-                      "with": {"name": "mlci-pipeline-report", "path": "${{ steps.report.outputs.path }}"}}
+                      "with": {"name": "mlci-pipeline-report", "path": "${{ steps.report.outputs.path }}",
+                               "overwrite": True}}
     assert comment["if"] == "${{ !cancelled() && github.event_name == 'pull_request' }}"
     download, post = comment["steps"]
     assert download == collect
