@@ -9,6 +9,11 @@ The stage graph lives here too: which stages a stage needs (``Stage.needs``), wh
 earlier output feeds an input (``Input.fed_by``), which stages change what serves
 traffic (``Stage.deploys``), which wait for a human (``Stage.approval``) and when a
 stage runs by default (``Stage.when``).
+
+Besides the eight stages, two tools work on their reports (:data:`TOOLS`): ``report`` (one
+HTML report of a pipeline) and ``comment`` (the pull / merge request comment). They are
+published as actions and the report as a GitLab component too, but they are not stages: no
+verdict, no place in the stage graph.
 """
 
 from __future__ import annotations
@@ -48,13 +53,19 @@ class Output:
 
 
 @dataclass(frozen=True)
-class Stage:
+class Published:
+    """What an action / component publishes: a stage, or a tool working on the stages' reports."""
+
     id: str
     summary: str
     inputs: tuple[Input, ...]
     outputs: tuple[Output, ...]
-    # pip extra of ml-cicd that a CI job running only this stage installs.
+    # pip extra of ml-cicd that a CI job running only this installs ("core": none).
     extra: str
+
+
+@dataclass(frozen=True)
+class Stage(Published):
     # Pipeline stage (GitLab `stages:` entry) its job runs in.
     job_stage: str
     # Stages whose jobs must finish first (their outputs are visible to this one).
@@ -266,6 +277,9 @@ STAGES: tuple[Stage, ...] = (
 )
 
 STAGE_IDS: tuple[str, ...] = tuple(s.id for s in STAGES)
+# What a pull / merge request runs: the checks and the gate, never a build or a deploy (and the
+# gate does not register: a proposed change never moves the challenger alias).
+PULL_REQUEST_STAGES: tuple[str, ...] = ("validate-data", "train", "gate")
 
 
 def get_stage(stage_id: str) -> Stage:
@@ -281,3 +295,45 @@ def get_stage(stage_id: str) -> Stage:
 
 def all_inputs(stage: Stage) -> tuple[Input, ...]:
     return COMMON_INPUTS + stage.inputs
+
+
+@dataclass(frozen=True)
+class Tool(Published):
+    """A command that works on the stages' reports (``mlci <id>``), published like a stage."""
+
+    # Its action passes the job's GITHUB_TOKEN in the step's environment (never as an input).
+    github_token: bool = False
+
+
+REPORT_DIR = Input("report-dir", "Directory of the stage reports (<stage>.json; downloaded artifacts merged into it).",
+                   default="mlci-report")
+TOOLS: tuple[Tool, ...] = (
+    Tool(
+        "report",
+        "Write one self-contained HTML report (verdicts and plots) of the stages' reports in a directory.",
+        (REPORT_DIR,
+         Input("output", "Where to write the HTML.", default="{report_dir}/report.html")),
+        (Output("path", "Path of the HTML report written."),),
+        extra="report",
+    ),
+    Tool(
+        "comment",
+        "Create or update the pipeline's comment on the pull request with every stage's verdict "
+        "(needs pull-requests: write).",
+        (REPORT_DIR,
+         Input("report-url", "Link to the full report (e.g. the uploaded report artifact). Default: the run's "
+               "artifacts."),
+         Input("key", "Names the pipeline: one comment per key per pull request. Default: the workflow's name.")),
+        (),
+        extra="core",
+        github_token=True,
+    ),
+)
+TOOL_IDS: tuple[str, ...] = tuple(t.id for t in TOOLS)
+
+
+def get_tool(tool_id: str) -> Tool:
+    for tool in TOOLS:
+        if tool.id == tool_id:
+            return tool
+    raise UsageError(f"unknown tool {tool_id!r}", where="tool", fix=f"use one of: {', '.join(TOOL_IDS)}")

@@ -110,15 +110,19 @@ def down(config: str) -> None:
     sys.exit(stop_target(config))
 
 
+# The options of `mlci report` and `mlci comment` read the MLCI_<INPUT> variables their actions and
+# the report component set (catalog.TOOLS); an empty variable counts as not given.
 @mlci.command()
-@click.option("--dir", "dirs", multiple=True, default=["mlci-report"], show_default=True,
-              type=click.Path(file_okay=False), help="A directory of stage reports (repeat for several).")
+@click.option("--dir", "dirs", multiple=True, default=["mlci-report"], show_default=True, envvar="MLCI_REPORT_DIR",
+              show_envvar=True, type=click.Path(file_okay=False),
+              help="A directory of stage reports (repeat for several).")
 @click.option("--ci", type=click.Choice(["github", "gitlab"]), default=None,
               help="CI system (default: detected from the environment).")
-@click.option("--key", default=None, help="Names the pipeline: one comment per key per pull request "
+@click.option("--key", default=None, envvar="MLCI_KEY", show_envvar=True,
+              help="Names the pipeline: one comment per key per pull request "
               "[default: $MLCI_COMMENT_KEY, else the workflow's name on GitHub, `default` on GitLab].")
-@click.option("--report-url", default=None, help="Link to the full report [default: $MLCI_REPORT_URL, else the "
-              "run's artifacts].")
+@click.option("--report-url", default=None, envvar="MLCI_REPORT_URL", show_envvar=True,
+              help="Link to the full report [default: the run's artifacts].")
 def comment(dirs: tuple[str, ...], ci: str | None, key: str | None, report_url: str | None) -> None:
     """Create or update this pipeline's comment on the pull / merge request with every stage's verdict.
 
@@ -132,23 +136,28 @@ def comment(dirs: tuple[str, ...], ci: str | None, key: str | None, report_url: 
 
 
 @mlci.command()
-@click.option("--dir", "dirs", multiple=True, type=click.Path(path_type=Path),
+@click.option("--dir", "dirs", multiple=True, type=click.Path(path_type=Path), envvar="MLCI_REPORT_DIR",
+              show_envvar=True,
               help="Report directory with the stages' <stage>.json; repeat it for several (e.g. one downloaded "
               "artifact per job; the latest file of a stage wins). [default: mlci-report]")
-@click.option("--out", default=None, type=click.Path(dir_okay=False, path_type=Path),
-              help="Where to write the HTML. [default: report.html in the first --dir]")
+@click.option("--out", default=None, type=click.Path(dir_okay=False, path_type=Path), envvar="MLCI_OUTPUT",
+              show_envvar=True, help="Where to write the HTML. [default: report.html in the first --dir]")
 def report(dirs: tuple[Path, ...], out: Path | None) -> None:
     """Write one self-contained HTML report (plots included, no network needed to view it) of the stages'
-    verdicts, and print its path."""
+    verdicts, and print its path (on GitHub also the step output `path`)."""
+    from mlcicd.ci import detect
     from mlcicd.errors import UsageError
     from mlcicd.reporting import build
 
     dirs = dirs or (Path("mlci-report"),)
     try:
         path, _, _ = build(dirs, out or dirs[0] / "report.html")
+        adapter = detect()
     except UsageError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(exc.exit_code)
+    if adapter.name == "github":  # a later step uploads it: `${{ steps.<id>.outputs.path }}`
+        adapter.set_outputs("report", {"path": str(path)}, dirs[0])
     click.echo(str(path))
 
 

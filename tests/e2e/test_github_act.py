@@ -5,29 +5,37 @@ uses `org/ml-cicd/actions/<stage>@v1`; act resolves that to the exported checkou
 `--local-repository`, so the composite actions, their install script and the stages run for
 real on the host (`-P ubuntu-latest=-self-hosted`). Users send traffic through nginx the
 whole time. Two pushes: a first release, then a bad challenger (rolled back by the rollback
-job that the failed canary judgement triggers). Then three pushes for `target: ecs` on AWS
+job that the failed canary judgement triggers). A pull request runs the checks and the gate
+only and keeps one comment up to date on a GitHub-like API (tests/support/fake_services.py).
+Every job uploads its stage report to act's artifact server (through offline stand-ins of
+actions/upload-artifact and download-artifact, tests/support/act_artifacts.py); the report job
+collects them into one HTML report. Then three pushes for `target: ecs` on AWS
 (moto), as hosted runners run them: a first release, a bad challenger rolled back, and a good
 one promoted over the champion (the same workflow wiring a local good challenger would take).
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import subprocess
+import zipfile
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from act_artifacts import stand_ins, stored
 from aws_rig import ACCOUNT, MotoServer
-from consumer import BAD_TRAINING, GOOD_TRAINING, REPO, Consumer
+from consumer import BAD_TRAINING, GOOD_TRAINING, REPO, Consumer, git
 from ecs_project import EcsConsumer
+from fake_services import fake_services
 from runners import Images, clean_env, tool
 
 from mlcicd.delivery.targets.processes import free_port
-from mlcicd.gen.pipeline import AWS_CREDENTIALS, CHECKOUT
+from mlcicd.gen.pipeline import AWS_CREDENTIALS, CHECKOUT, DOWNLOAD_ARTIFACT, UPLOAD_ARTIFACT
 
 pytestmark = pytest.mark.e2e
 
@@ -39,12 +47,13 @@ SET_OUTPUT = re.compile(r"::set-output:: ([A-Za-z0-9_-]+)=(.*)$")
 class ActRun:
     code: int
     log: str
+    artifacts: Path  # act's artifact store of this run
     outputs: dict[str, dict[str, str]] = field(default_factory=lambda: defaultdict(dict))
     results: dict[str, str] = field(default_factory=dict)  # job id -> success / failure
 
     @classmethod
-    def parse(cls, code: int, stdout: str, stderr: str) -> ActRun:
-        run = cls(code, stdout + stderr)
+    def parse(cls, code: int, stdout: str, stderr: str, artifacts: Path) -> ActRun:
+        run = cls(code, stdout + stderr, artifacts)
         for line in stdout.splitlines():
             try:
                 event = json.loads(line)
@@ -64,10 +73,20 @@ class ActRun:
         return "\n".join(self.log.splitlines()[-lines:])
 
 
+RUNS = itertools.count(1)
+
+
 def act(consumer: Consumer, suite: Path, images: Images, home: Path, workflow: str = WORKFLOW,
-        extra: tuple[str, ...] = ()) -> ActRun:
-    argv = [tool("act", REPO / ".venv" / "bin"), "push", "-W", workflow, "--json",
+        extra: tuple[str, ...] = (), event: str = "push") -> ActRun:
+    # Every run gets an artifact store of its own: act numbers every run 1, so a shared store
+    # would hand a run the artifacts of the one before.
+    artifacts = home / "artifacts" / f"run-{next(RUNS)}"
+    artifacts.mkdir(parents=True)
+    argv = [tool("act", REPO / ".venv" / "bin"), event, "-W", workflow, "--json",
             "-P", "ubuntu-latest=-self-hosted", "--no-cache-server",
+            "--artifact-server-path", str(artifacts), "--artifact-server-addr", "127.0.0.1",
+            "--artifact-server-port", str(free_port()),
+            *stand_ins(home / "artifact-actions", UPLOAD_ARTIFACT.split()[0], DOWNLOAD_ARTIFACT.split()[0]),
             "--local-repository", f"org/ml-cicd@v1={suite}",
             "--env", f"MLCI_BUILDAH_ROOT={images.storage}", *extra]
     # act keeps its work and the runner tool cache (where the actions keep their venv) under
@@ -75,7 +94,7 @@ def act(consumer: Consumer, suite: Path, images: Images, home: Path, workflow: s
     env = clean_env(HOME=str(home), PIP_CACHE_DIR=str(Path.home() / ".cache" / "pip"))
     proc = subprocess.run(argv, cwd=consumer.root, env=env, stdin=subprocess.DEVNULL, capture_output=True,
                           text=True, timeout=1200)
-    return ActRun.parse(proc.returncode, proc.stdout, proc.stderr)
+    return ActRun.parse(proc.returncode, proc.stdout, proc.stderr, artifacts)
 
 
 @pytest.fixture(scope="module")
@@ -115,6 +134,11 @@ def test_github_pipeline_releases_and_rolls_back(consumer, suite, images, runner
         assert first.outputs["build-image"]["digest"].startswith("sha256:")
         assert registry.aliases() == {"champion": "1"}
         assert consumer.answering_versions() == {"1": 40}
+        # Every job uploaded its stage report; the report job collected them into one HTML report.
+        uploaded = stored(first.artifacts)
+        assert {f"mlci-report-{s}" for s in ("validate-data", "gate", "monitor-canary", "promote")} <= set(uploaded)
+        assert first.results["report"] == "success" and "mlci-pipeline-report" in uploaded
+        assert "comment" not in first.results  # a push has no pull request to comment on
 
         # 2. A bad challenger: passes the offline gate, fails on live traffic; the failed
         #    judgement triggers the rollback job, and the champion keeps all traffic.
@@ -136,6 +160,74 @@ def test_github_pipeline_releases_and_rolls_back(consumer, suite, images, runner
     # Users saw the bad canary's 5xx only while it was being judged; nginx itself never failed.
     assert traffic["codes"].get("200", 0) > 0
     assert set(traffic["versions"]) == {"1", "2"}
+
+
+PULL_REQUEST_STAGES = ("validate-data", "train", "gate")
+
+
+def _versions(registry) -> int:
+    """How many versions the registry holds of the consumer's model."""
+    return len(registry.client.search_model_versions(f"name='{registry.model_name}'"))
+
+
+def _pull_request_event(path: Path, consumer: Consumer) -> Path:
+    head = git(consumer.root, "rev-parse", "HEAD")
+    path.write_text(json.dumps({"action": "synchronize", "number": 7, "pull_request": {
+        "number": 7, "head": {"ref": "better-model", "sha": head}, "base": {"ref": "main"}}}))
+    return path
+
+
+def test_a_pull_request_runs_the_checks_and_the_gate_and_keeps_one_comment(consumer, suite, images, runner_home,
+                                                                           tmp_path):
+    """`act pull_request`: validate-data, train and gate only; the gate does not register; the stage
+    reports and the HTML report reach the artifact store; one comment, updated by the next run."""
+    registry = consumer.registry()
+    consumer.set_training(GOOD_TRAINING.format(c=0.7))
+    consumer.commit("try C=0.7")
+    aliases, versions = registry.aliases(), _versions(registry)
+    with fake_services() as api:  # GitHub's REST API for the comment, on 127.0.0.1
+        extra = ("-e", str(_pull_request_event(tmp_path / "event.json", consumer)),
+                 "--env", f"GITHUB_API_URL={api.url}", "-s", f"GITHUB_TOKEN={api.token}")
+        run = act(consumer, suite, images, runner_home, extra=extra, event="pull_request")
+        assert run.code == 0, run.tail()
+        assert {job: run.results.get(job) for job in (*PULL_REQUEST_STAGES, "report", "comment")} == dict.fromkeys(
+            (*PULL_REQUEST_STAGES, "report", "comment"), "success"), run.tail()
+        # build-image was skipped (its `if:`), and everything after it through `needs`.
+        assert not {"build-image", "deploy-canary", "monitor-canary", "promote", "rollback"} & {
+            job for job, result in run.results.items() if result != "skipped"}, run.results
+        assert run.outputs["gate"]["verdict"] == "pass" and not run.outputs["gate"].get("model-version")
+        assert registry.aliases() == aliases and _versions(registry) == versions  # challenger never moved
+
+        uploaded = stored(run.artifacts)
+        assert set(uploaded) == {*(f"mlci-report-{s}" for s in PULL_REQUEST_STAGES), "mlci-pipeline-report"}
+        with zipfile.ZipFile(uploaded["mlci-report-gate"]) as archive:
+            assert {"gate.json", "gate.md", "gate.junit.xml"} <= set(archive.namelist())
+        with zipfile.ZipFile(uploaded["mlci-pipeline-report"]) as archive:
+            assert archive.namelist() == ["report.html"]
+            html = archive.read("report.html").decode()
+        assert "<svg" in html and all(stage in html for stage in PULL_REQUEST_STAGES)
+
+        report_url = run.outputs["report"]["artifact-url"]  # the upload step's output, the report job's report-url
+        assert re.fullmatch(r"https://github\.com/.+/actions/runs/\d+/artifacts/\d+", report_url), report_url
+        (comment,) = api.thread("gh:7")
+        first = comment["body"]  # the server updates this record in place
+        assert [r.method for r in api.to("/repos/", "POST")] == ["POST"]
+        assert all(stage in first for stage in PULL_REQUEST_STAGES)
+        assert report_url in first and "/actions/runs/1" in first and "build-image" not in first
+
+        # A new push to the pull request, a new run (act numbers every run 1: this one says 2): the
+        # same comment is updated in place with this run's results and link, never a second one.
+        consumer.set_training(GOOD_TRAINING.format(c=0.6))
+        consumer.commit("try C=0.6")
+        again = act(consumer, suite, images, runner_home, event="pull_request",
+                    extra=("-e", str(_pull_request_event(tmp_path / "event.json", consumer)), *extra[2:],
+                           "--env", "GITHUB_RUN_ID=2"))
+        assert again.code == 0, again.tail()
+        assert [c["id"] for c in api.thread("gh:7")] == [comment["id"]]
+        assert len(api.to("/repos/", "POST")) == 1 and len(api.to("/repos/", "PATCH")) == 1
+        updated = api.thread("gh:7")[0]["body"]
+        assert again.outputs["report"]["artifact-url"] in updated and "/actions/runs/1" not in updated
+        assert registry.aliases() == aliases
 
 
 # Inside a reusable workflow act fetches actions/checkout for real (its local shortcut only covers

@@ -6,7 +6,11 @@ tagged 1.0.0 (a per-URL `insteadOf` points the project's address at it), exactly
 a release tag would hold. Jobs run in the shell executor with a Python that has ml-cicd
 installed from a wheel of the same checkout (the `package` input's job). Outputs reach
 later jobs as dotenv reports; promote is a manual job; rollback runs on failure. The same
-releases run again for `target: ecs` on AWS (moto), authenticated by the jobs' id token.
+releases run again for `target: ecs` on AWS (moto), authenticated by the jobs' id token. The report
+component's job collects every stage report into one HTML report; in a merge-request pipeline
+(validate-data, train and gate only) it also comments on a GitLab-like API
+(tests/support/fake_services.py). Artifacts land in gitlab-ci-local's store
+(.gitlab-ci-local/artifacts/<job>/).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from pathlib import Path
 import pytest
 from consumer import BAD_TRAINING, GOOD_TRAINING, Consumer, git
 from ecs_project import EcsConsumer
+from fake_services import fake_services
 from runners import NODE_BIN, Images, clean_env, tool
 
 from mlcicd.delivery.targets.processes import free_port
@@ -59,12 +64,12 @@ class GitlabLocal:
     env: dict[str, str]
     variables: list[str]
 
-    def run(self, consumer: Consumer, *jobs: str) -> GitlabRun:
+    def run(self, consumer: Consumer, *jobs: str, variables: tuple[str, ...] = ()) -> GitlabRun:
         state = consumer.root / ".gitlab-ci-local"
         if not jobs:  # a new pipeline: no dotenv report of an earlier one may be mistaken for this one's
             shutil.rmtree(state / "artifacts", ignore_errors=True)
         argv = [self.binary, "--force-shell-executor", "--shell-isolation", "--no-artifacts-to-source",
-                *(a for v in self.variables for a in ("--variable", v)), *jobs]
+                *(a for v in (*self.variables, *variables) for a in ("--variable", v)), *jobs]
         proc = subprocess.run(argv, cwd=consumer.root, env=self.env, stdin=subprocess.DEVNULL,
                               capture_output=True, text=True, timeout=1200)
         log = ANSI.sub("", proc.stdout + proc.stderr)
@@ -156,9 +161,14 @@ def test_gitlab_pipeline_releases_with_manual_promote_and_rolls_back(consumer, g
         consumer.commit("first model")
         first = gitlab_local.run(consumer)
         assert first.code == 0, first.tail()
+        # Not mlci-report: it needs rollback, which runs on failure only. GitLab marks an on_failure job
+        # that does not fire `skipped` and runs what needs it; gitlab-ci-local waits for it forever
+        # (its scheduler starts a job once everything it needs has finished). The bad run below has it.
         assert first.results == {job: "PASS" for job in (
             "mlci-validate-data", "mlci-train", "mlci-gate", "mlci-build-image", "mlci-deploy-canary",
             "mlci-monitor-canary")}, first.tail()
+        artifacts = consumer.root / ".gitlab-ci-local" / "artifacts"
+        assert (artifacts / "mlci-gate" / "mlci-report" / "gate.junit.xml").is_file()  # each job's reports
         assert first.outputs["mlci-gate"]["model-version"] == "1"
         assert first.outputs["mlci-build-image"]["digest"].startswith("sha256:")
         assert first.outputs["mlci-monitor-canary"]["decision"] == "promote"
@@ -180,11 +190,47 @@ def test_gitlab_pipeline_releases_with_manual_promote_and_rolls_back(consumer, g
         assert "mlci-promote" not in bad.results
         assert bad.outputs["mlci-rollback"]["rolled-back-version"] == "2"
         assert bad.outputs["mlci-rollback"]["champion-version"] == "1"
+        # The report job ran after rollback, on every stage's report, rollback's included.
+        assert bad.results["mlci-report"] == "PASS", bad.tail()
+        html = (consumer.root / ".gitlab-ci-local" / "artifacts" / "mlci-report" / "mlci-report" / "report.html"
+                ).read_text()
+        assert "<svg" in html and "rollback" in html and "monitor-canary" in html
         assert registry.aliases() == {"champion": "1"}
         reason = registry.version("2").tags["mlci.rollback.reason"]
         assert reason == "canary failed monitoring (decision: rollback)"  # the dotenv variable arrived
         assert consumer.answering_versions() == {"1": 40}
     assert set(users.stats.as_dict()["versions"]) == {"1", "2"}
+
+
+MERGE_REQUEST_STAGES = ("validate-data", "train", "gate")
+
+
+def test_a_merge_request_runs_the_checks_and_the_gate_reports_and_comments(consumer, gitlab_local):
+    """A merge-request pipeline: validate-data, train and gate (which does not register), then the
+    report job, whose HTML report lands in the artifact store and whose comment in the MR's notes."""
+    registry = consumer.registry()
+    consumer.set_training(GOOD_TRAINING.format(c=0.7))
+    consumer.commit("try C=0.7")
+    aliases = registry.aliases()
+    versions = len(registry.client.search_model_versions(f"name='{registry.model_name}'"))
+    with fake_services() as api:  # GitLab's notes API on 127.0.0.1
+        run = gitlab_local.run(consumer, variables=(
+            "CI_PIPELINE_SOURCE=merge_request_event", "CI_MERGE_REQUEST_IID=7", f"CI_API_V4_URL={api.url}/api/v4",
+            "CI_PROJECT_ID=42", f"MLCI_GITLAB_TOKEN={api.token}"))
+        assert run.code == 0, run.tail()
+        assert run.results == {f"mlci-{job}": "PASS" for job in (*MERGE_REQUEST_STAGES, "report")}, run.tail()
+        assert run.outputs["mlci-gate"]["verdict"] == "pass" and not run.outputs["mlci-gate"].get("model-version")
+        assert registry.aliases() == aliases  # the MR's gate never moves the challenger alias
+        assert len(registry.client.search_model_versions(f"name='{registry.model_name}'")) == versions
+        artifacts = consumer.root / ".gitlab-ci-local" / "artifacts"
+        for stage in MERGE_REQUEST_STAGES:
+            assert (artifacts / f"mlci-{stage}" / "mlci-report" / f"{stage}.json").is_file(), stage
+        html = (artifacts / "mlci-report" / "mlci-report" / "report.html").read_text()
+        assert "<svg" in html and all(stage in html for stage in MERGE_REQUEST_STAGES)
+        (note,) = api.thread("gl:7")
+        assert [r.method for r in api.to("/api/v4/", "POST")] == ["POST"]
+        assert all(stage in note["body"] for stage in MERGE_REQUEST_STAGES) and "build-image" not in note["body"]
+        assert "/artifacts/file/mlci-report/report.html" in note["body"]
 
 
 def test_gitlab_ci_local_runs_a_mistyped_input_that_mlci_gen_check_rejects(consumer, gitlab_local, tmp_path):

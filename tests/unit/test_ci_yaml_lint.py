@@ -13,14 +13,14 @@ from pathlib import Path
 
 import yaml
 
-from mlcicd.catalog import STAGES, all_inputs
+from mlcicd.catalog import STAGES, TOOLS, all_inputs
 from mlcicd.gen import render_util as ru
 from mlcicd.gen.render_util import GITHUB_EXPR, GITLAB_INPUT
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
-ACTIONS = [REPO / "action.yml", *(REPO / "actions" / s.id / "action.yml" for s in STAGES)]
-COMPONENTS = [REPO / "templates" / f"{s.id}.yml" for s in STAGES]
+ACTIONS = [REPO / "action.yml", *(REPO / "actions" / s.id / "action.yml" for s in (*STAGES, *TOOLS))]
+COMPONENTS = [REPO / "templates" / f"{s.id}.yml" for s in STAGES] + [REPO / "templates" / "report.yml"]
 PATH = os.pathsep.join([str(BIN), os.environ.get("PATH", "")])
 
 
@@ -86,6 +86,10 @@ def _consumer_workflow(extra_with=None):
                       "with": {i.name: "x" for i in all_inputs(stage)} | (extra_with or {})})
         reads |= {f"{sid}_{o.name}".upper().replace("-", "_"): f"${{{{ steps.{sid}.outputs.{o.name} }}}}"
                   for o in stage.outputs}
+    for tool in TOOLS:
+        tid = tool.id
+        steps.append({"id": tid, "uses": f"./actions/{tid}", "with": {i.name: "x" for i in tool.inputs}})
+        reads |= {f"{tid}_{o.name}".upper(): f"${{{{ steps.{tid}.outputs.{o.name} }}}}" for o in tool.outputs}
     root = {"stage": "gate"} | {i.name: "x" for s in STAGES for i in all_inputs(s)}
     steps.append({"id": "root", "uses": "./", "with": root})
     reads |= {"ROOT_" + o.name.upper().replace("-", "_"): f"${{{{ steps.root.outputs.{o.name} }}}}"

@@ -12,7 +12,7 @@ import yaml
 from click.testing import CliRunner
 from test_ci_yaml_lint import _run, _tool  # the shared linter helpers
 
-from mlcicd.catalog import STAGE_IDS
+from mlcicd.catalog import PULL_REQUEST_STAGES, STAGE_IDS
 from mlcicd.cli import mlci_gen
 from mlcicd.config import load_config
 from mlcicd.gen import commands, pipeline, pipeline_check
@@ -23,6 +23,10 @@ REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "examples/credit-risk"
 SHA = "0123456789abcdef0123456789abcdef01234567"
 DEPLOYS = {"deploy-canary", "promote", "rollback"}
+# The artifact actions, pinned by commit (zizmor's unpinned-uses), with the tag Dependabot reads.
+UPLOAD = "actions/upload-artifact@ea165f8d65b6e75b540449e92b4886f43607fa02"
+DOWNLOAD = "actions/download-artifact@d3f86a106a0bac45b974a628896c90dbdf5c8093"
+NOT_PR = "${{ github.event_name != 'pull_request' }}"
 
 
 @pytest.fixture
@@ -47,18 +51,26 @@ def _github(**kw):
 
 def test_github_jobs_chain_the_stages_and_pass_outputs_through_needs():
     jobs = _github(ref="v1")["jobs"]
-    assert list(jobs) == list(STAGE_IDS)
+    assert list(jobs) == [*STAGE_IDS, "report", "comment"]
     assert {j: v.get("needs", []) for j, v in jobs.items()} == {
         "validate-data": [], "train": ["validate-data"], "gate": ["train"], "build-image": ["gate"],
         "deploy-canary": ["gate", "build-image"], "monitor-canary": ["deploy-canary"],
-        "promote": ["monitor-canary"], "rollback": ["monitor-canary"]}
+        "promote": ["monitor-canary"], "rollback": ["monitor-canary"],
+        # Not promote: a protected environment could keep the report waiting (its own job uploads its report).
+        "report": [s for s in STAGE_IDS if s != "promote"], "comment": ["report"]}
     for job_id, job in jobs.items():
         assert job["runs-on"] == "ubuntu-latest"
-        checkout, stage = job["steps"]
+        assert not any("run" in step for step in job["steps"])  # no shell text, so no ${{ }} in run:
+        if job_id not in STAGE_IDS:
+            continue
+        checkout, stage, upload = job["steps"]
         assert checkout["uses"].startswith("actions/checkout@") and checkout["with"]["persist-credentials"] is False
         assert stage["uses"] == f"org/ml-cicd/actions/{job_id}@v1" and stage["id"] == "stage"
         assert stage["with"]["config"] == "mlci.yaml"
-        assert not any("run" in step for step in job["steps"])  # no shell text, so no ${{ }} in run:
+        # Every stage's reports go up, also when the stage failed.
+        assert upload == {"uses": UPLOAD, "if": "${{ !cancelled() }}", "with": {
+            "name": f"mlci-report-{job_id}", "path": "mlci-report", "if-no-files-found": "ignore",
+            "overwrite": True}}  # a re-run job replaces its upload (v4 refuses a second one of a name)
     assert jobs["gate"]["steps"][1]["with"]["model-uri"] == "${{ needs.train.outputs.model-uri }}"
     assert jobs["train"]["outputs"]["model-uri"] == "${{ steps.stage.outputs.model-uri }}"
     deploy = jobs["deploy-canary"]["steps"][1]["with"]
@@ -78,15 +90,63 @@ def test_github_rollback_runs_only_when_the_canary_judgement_failed():
 def test_github_permissions_concurrency_environment_and_triggers():
     doc = _github()
     assert doc["permissions"] == {"contents": "read"}
-    assert doc["on"] == {"push": {"branches": ["main"]}, "workflow_dispatch": None}
-    assert doc["concurrency"]["cancel-in-progress"] is False
+    assert doc["on"] == {"push": {"branches": ["main"]}, "pull_request": {"branches": ["main"]},
+                         "workflow_dispatch": None}
+    # A pull request's runs have their own group and may be cancelled; the release train never is.
+    group = "${{ github.workflow }}-${{ github.event.pull_request.number || 'release' }}"
+    assert doc["concurrency"] == {"group": group, "cancel-in-progress": "${{ github.event_name == 'pull_request' }}"}
     for job_id, job in doc["jobs"].items():
         if job_id in DEPLOYS:
             assert job["permissions"] == {"contents": "read", "id-token": "write"}
             assert job["concurrency"] == {"group": "mlci-deploy-production", "cancel-in-progress": False}
+        elif job_id == "report":
+            assert job["permissions"] == {"contents": "read"}
+        elif job_id == "comment":  # the only job that may write, and only to the pull request
+            assert job["permissions"] == {"pull-requests": "write"}
         else:
             assert "permissions" not in job and "concurrency" not in job
         assert job.get("environment") == ("production" if job_id == "promote" else None)
+
+
+def test_github_pull_requests_run_the_checks_and_the_gate_without_registering():
+    jobs = _github(ref=SHA)["jobs"]
+    assert PULL_REQUEST_STAGES == ("validate-data", "train", "gate")
+    # build-image is skipped on a pull request; the later stages are skipped through `needs`.
+    assert jobs["build-image"]["if"] == NOT_PR
+    assert all("if" not in jobs[s] for s in PULL_REQUEST_STAGES)
+    assert "pull_request" not in str({k: jobs[k].get("if") for k in ("deploy-canary", "monitor-canary", "promote")})
+    # A pull request never moves the challenger alias.
+    assert jobs["gate"]["steps"][1]["with"]["register"] == NOT_PR
+
+
+def test_github_report_job_collects_every_stage_report_and_the_comment_job_links_it():
+    jobs = _github(ref=SHA)["jobs"]
+    report, comment = jobs["report"], jobs["comment"]
+    assert report["if"] == "${{ !cancelled() }}"  # a failed gate is what the report most needs to show
+    assert report["outputs"] == {"report-url": "${{ steps.upload.outputs.artifact-url }}"}
+    download, build, upload = report["steps"]
+    collect = {"uses": DOWNLOAD, "with": {"pattern": "mlci-report-*", "merge-multiple": True, "path": "mlci-report"}}
+    assert download == collect
+    assert build == {"id": "report", "uses": f"org/ml-cicd/actions/report@{SHA}", "with": {"report-dir": "mlci-report"}}
+    assert upload == {"id": "upload", "uses": UPLOAD,
+                      "with": {"name": "mlci-pipeline-report", "path": "${{ steps.report.outputs.path }}",
+                               "overwrite": True}}
+    assert comment["if"] == "${{ !cancelled() && github.event_name == 'pull_request' }}"
+    download, post = comment["steps"]
+    assert download == collect
+    assert post == {"uses": f"org/ml-cicd/actions/comment@{SHA}",
+                    "with": {"report-dir": "mlci-report", "report-url": "${{ needs.report.outputs.report-url }}"}}
+    text = _render("github", ref=SHA)  # pinned by commit, with the version Dependabot keeps current
+    assert text.count(f"uses: {UPLOAD}  # v4.6.2\n") == len(STAGE_IDS) + 1
+    assert text.count(f"uses: {DOWNLOAD}  # v4.3.0\n") == 2
+
+
+def test_the_github_check_refuses_write_permissions_outside_the_comment_job():
+    text = _render("github", ref=SHA)
+    bad = text.replace("      contents: read  # nothing to write", "      pull-requests: write  # nothing to write")
+    assert bad != text
+    with pytest.raises(pipeline_check.PipelineCheckError, match="only the comment job writes"):
+        pipeline_check.check_pipeline("github", bad)
 
 
 def test_by_default_the_actions_are_pinned_to_the_installed_release_commit(project):
@@ -153,19 +213,39 @@ def _gitlab():
 
 def test_gitlab_includes_every_component_with_dotenv_wiring():
     doc = _gitlab()
-    assert doc["stages"] == ["validate", "train", "gate", "build", "deploy", "monitor", "release"]
-    includes = {i["component"].rsplit("/", 1)[1]: i["inputs"] for i in doc["include"]}
-    assert list(includes) == [f"{s}@1" for s in STAGE_IDS]
+    assert doc["stages"] == ["validate", "train", "gate", "build", "deploy", "monitor", "release", "report"]
+    includes = {i["component"].rsplit("/", 1)[1]: i.get("inputs") for i in doc["include"]}
+    assert list(includes) == [f"{s}@1" for s in (*STAGE_IDS, "report")]
     assert includes["gate@1"]["model-uri"] == "$MLCI_TRAIN_MODEL_URI"
     assert includes["deploy-canary@1"]["image"] == "$MLCI_BUILD_IMAGE_IMAGE_REF"
-    assert includes["promote@1"]["rules"] == [{"when": "manual"}]
-    assert includes["rollback@1"]["rules"] == [{"when": "on_failure"}]
+    assert includes["promote@1"]["rules"] == [MR_NEVER, {"when": "manual"}]
+    assert includes["rollback@1"]["rules"] == [MR_NEVER, {"when": "on_failure"}]
     for stage in DEPLOYS:
         assert includes[f"{stage}@1"]["resource-group"] == "mlci-deploy-production"
         assert doc[f"mlci-{stage}"]["id_tokens"]["MLCI_ID_TOKEN"]["aud"]
     assert doc["mlci-rollback"]["needs"] == ["mlci-monitor-canary"]
     assert doc["mlci-deploy-canary"]["needs"] == ["mlci-gate", "mlci-build-image"]
     assert "allow_failure" not in doc["mlci-monitor-canary"]  # on_inconclusive: rollback (the default)
+
+
+MR = '$CI_PIPELINE_SOURCE == "merge_request_event"'
+MR_NEVER = {"if": MR, "when": "never"}
+
+
+def test_gitlab_merge_requests_run_the_checks_and_the_gate_without_registering_then_report():
+    doc = _gitlab()
+    assert {"if": MR} in doc["workflow"]["rules"]
+    includes = {i["component"].rsplit("/", 1)[1].split("@")[0]: i.get("inputs") or {} for i in doc["include"]}
+    for stage in ("validate-data", "train"):
+        assert "rules" not in includes[stage]  # the component's default: on_success, in every pipeline
+    # rules:variables beat the job's variables: an MR's gate never moves the challenger alias.
+    assert includes["gate"]["rules"] == [{"if": MR, "variables": {"MLCI_REGISTER": "false"}}, {"when": "on_success"}]
+    for stage in ("build-image", "deploy-canary", "monitor-canary"):
+        assert includes[stage]["rules"] == [MR_NEVER, {"when": "on_success"}]
+    # The report job needs every stage job that may run, optionally (an MR has no deploy jobs), and
+    # not the manual promote (it would wait for it forever).
+    assert includes["report"] == {}
+    assert doc["mlci-report"]["needs"] == [{"job": f"mlci-{s}", "optional": True} for s in STAGE_IDS if s != "promote"]
 
 
 def test_gitlab_hold_lets_an_inconclusive_canary_pass_without_rollback():
@@ -179,6 +259,11 @@ def test_the_checks_catch_wiring_mistakes():
     text = _render("gitlab")
     with pytest.raises(pipeline_check.PipelineCheckError, match=r"unknown input 'no-such'"):
         pipeline_check.check_pipeline("gitlab", text.replace("      to: ", "      no-such: "))
+    report = "  - component: $CI_SERVER_FQDN/org/ml-cicd/report@1\n"
+    assert report in text  # the report component's inputs are checked against its spec too
+    with pytest.raises(pipeline_check.PipelineCheckError, match=r"unknown input 'commment': did you mean 'comment'"):
+        pipeline_check.check_pipeline("gitlab", text.replace(report, report + "    inputs: {commment: 'false'}\n"))
+    pipeline_check.check_pipeline("gitlab", text.replace(report, report + "    inputs: {comment: 'false'}\n"))
     text = _render("github")
     with pytest.raises(pipeline_check.PipelineCheckError, match="cannot see"):
         pipeline_check.check_pipeline("github", text.replace("needs: [train]", "needs: [validate-data]"))
@@ -262,7 +347,7 @@ def test_check_passes_when_clean_and_reports_drift(project):
     gl.write_text(gl.read_text(encoding="utf-8").replace('"when": "manual"', '"when": "always"'), encoding="utf-8")
     result = runner.invoke(mlci_gen, ["check"])
     assert result.exit_code == 1
-    assert "drift: .gitlab-ci.yml" in result.output and '+      rules: [{"when": "manual"}]' in result.output
+    assert "drift: .gitlab-ci.yml" in result.output and '{"when": "manual"}]' in result.output
     (project / "mlci.yaml").write_text("version: 1\ndata: {}\n", encoding="utf-8")
     result = runner.invoke(mlci_gen, ["check"])
     assert result.exit_code == 2 and "mlci.yaml" in result.output
@@ -332,12 +417,20 @@ def test_reusable_workflow_is_the_render_with_workflow_call_inputs(tmp_path):
     doc = yaml.safe_load((REPO / ".github/workflows/ml-pipeline.yml").read_text(encoding="utf-8"))
     on = doc.pop(True)
     assert set(on["workflow_call"]["inputs"]) == {"config", "ref"}
-    assert doc["concurrency"]["group"] == "mlci-pipeline"  # never the caller's github.workflow
-    for job_id, job in doc["jobs"].items():
+    assert on["workflow_call"]["outputs"]["report-url"]["value"] == "${{ jobs.report.outputs.report-url }}"
+    # Never the caller's github.workflow; a pull request's runs get their own group.
+    assert doc["concurrency"]["group"] == "mlci-pipeline-${{ github.event.pull_request.number || 'release' }}"
+    # A called workflow's job may not ask for more than the caller grants, whatever its `if:`: the
+    # comment job (pull-requests: write) is the caller's, as the header shows.
+    assert list(doc["jobs"]) == [*STAGE_IDS, "report"]
+    assert "pull-requests: write" not in yaml.safe_dump(doc)
+    for job_id in STAGE_IDS:
+        job = doc["jobs"][job_id]
         # `./actions/x` would resolve in the caller's checkout: the published address is used.
         assert job["steps"][1]["uses"] == f"org/ml-cicd/actions/{job_id}@v1"
         assert job["steps"][1]["with"]["config"] == "${{ inputs.config }}"
         assert job["steps"][0]["with"]["ref"] == "${{ inputs.ref }}"
+    assert doc["jobs"]["report"]["steps"][1]["uses"] == "org/ml-cicd/actions/report@v1"
     root = tmp_path
     (root / ".git").mkdir()
     shutil.copytree(REPO / ".github", root / ".github")
@@ -354,7 +447,7 @@ def test_full_pipeline_component_includes_every_stage(tmp_path):
     spec, body = yaml.safe_load_all((REPO / "templates/full-pipeline.yml").read_text(encoding="utf-8"))
     assert list(spec["spec"]["inputs"]) == ["config", "source", "ref"]
     components = [i["component"] for i in body["include"]]
-    assert components == [f"$CI_SERVER_FQDN/$[[ inputs.source ]]/{s}@$[[ inputs.ref ]]" for s in STAGE_IDS]
+    assert components == [f"$CI_SERVER_FQDN/$[[ inputs.source ]]/{s}@$[[ inputs.ref ]]" for s in (*STAGE_IDS, "report")]
     assert "workflow" not in body  # when the pipeline runs is the includer's decision
     # Both halves match the schema; the body as GitLab sees it with the default inputs.
     defaults = {k: v["default"] for k, v in spec["spec"]["inputs"].items()}

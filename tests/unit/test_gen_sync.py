@@ -11,7 +11,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from mlcicd.catalog import STAGES, all_inputs, env_var
+from mlcicd.catalog import STAGES, TOOLS, all_inputs, env_var
 from mlcicd.ci.base import dotenv_name
 from mlcicd.cli import mlci_gen
 from mlcicd.gen import commands, repo_files, surfaces
@@ -191,14 +191,116 @@ def test_component_spec_covers_the_catalogue_with_checked_types(stage):
     assert reports["dotenv"] == f"$[[ inputs.report-dir ]]/{stage.id}.env"
     assert reports["junit"] == f"$[[ inputs.report-dir ]]/{stage.id}.junit.xml"
     assert job["artifacts"]["when"] == "always"
+    # A link in the merge request: letters, digits, -, _ and spaces; a literal path ending in /.
+    assert job["artifacts"]["expose_as"] == f"mlci {stage.id} report"
+    assert re.fullmatch(r"\w[-\w ]*", job["artifacts"]["expose_as"])
+    assert job["artifacts"]["paths"] == ["$[[ inputs.report-dir ]]/"]
     deploys = stage.deploys
     assert ("resource_group" in job) == deploys and ("environment" in job) == deploys
+
+
+# --- the tools: report and comment ---------------------------------------------------------------
+
+@pytest.mark.parametrize("tool", TOOLS, ids=[t.id for t in TOOLS])
+def test_tool_actions_run_mlci_with_the_inputs_as_variables(tool):
+    action = _load(f"actions/{tool.id}/action.yml")
+    assert list(action["inputs"]) == [i.name for i in tool.inputs]
+    assert list(action.get("outputs") or {}) == [o.name for o in tool.outputs]
+    install, run = action["runs"]["steps"]
+    assert install["env"] == {"MLCI_EXTRA": tool.extra}
+    assert install["run"] == '"$GITHUB_ACTION_PATH/../../scripts/install-action.sh"'
+    assert run["run"] == f'"$MLCI_VENV/bin/mlci" {tool.id}'
+    expected = {env_var(i.name): f"${{{{ inputs.{i.name} }}}}" for i in tool.inputs}
+    own = {"MLCI_CI": "github", "MLCI_VENV": "${{ steps.install.outputs.venv }}"}
+    if tool.id == "comment":  # the job's token, in the step's env: never an input
+        own["GITHUB_TOKEN"] = "${{ github.token }}"
+    assert run["env"] == own | expected
+
+
+def test_the_cli_reads_the_tool_inputs_from_their_variables(tmp_path, monkeypatch):
+    from mlcicd.cli import mlci
+
+    (tmp_path / "in").mkdir()
+    monkeypatch.setenv("MLCI_REPORT_DIR", str(tmp_path / "in"))
+    monkeypatch.setenv("MLCI_OUTPUT", str(tmp_path / "out.html"))
+    monkeypatch.delenv("GITHUB_ACTIONS", raising=False)
+    monkeypatch.setenv("MLCI_CI", "local")
+    result = CliRunner().invoke(mlci, ["report"])
+    assert result.exit_code == 2 and str(tmp_path / "in") in result.output  # no stage reports there
+    monkeypatch.setenv("MLCI_CI", "github")
+    monkeypatch.setenv("MLCI_KEY", "nightly")
+    monkeypatch.setenv("MLCI_REPORT_URL", "https://example.com/r")
+    captured = {}
+    monkeypatch.setattr("mlcicd.comments.command.comment",
+                        lambda dirs, env, **kw: captured.update(dirs=dirs, **kw) or 0)
+    result = CliRunner().invoke(mlci, ["comment"])
+    assert result.exit_code == 0, result.output
+    assert captured["dirs"] == [str(tmp_path / "in")]
+    assert captured["key"] == "nightly" and captured["report_url"] == "https://example.com/r"
+
+
+def test_report_writes_its_path_as_a_github_step_output(tmp_path, monkeypatch):
+    import json as _json
+
+    from mlcicd.cli import mlci
+
+    reports = tmp_path / "mlci-report"
+    reports.mkdir()
+    (reports / "train.json").write_text(_json.dumps({"stage": "train", "verdict": "pass", "checks": [],
+                                                     "figures": {}, "outputs": {}, "evidence": {}}))
+    output = tmp_path / "github_output"
+    output.touch()
+    for key, value in {"MLCI_CI": "github", "GITHUB_OUTPUT": str(output), "MLCI_REPORT_DIR": str(reports)}.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("MLCI_OUTPUT", raising=False)
+    result = CliRunner().invoke(mlci, ["report"])
+    assert result.exit_code == 0, result.output
+    assert output.read_text() == f"path={reports / 'report.html'}\n"
+    assert (reports / "report.html").is_file()
+
+
+def test_report_component_builds_the_report_and_comments_only_in_merge_requests():
+    spec, job_doc = _component("report")
+    assert list(spec) == ["report-dir", "comment", "as", "stage", "job-image", "package", "source", "rules"]
+    assert spec["stage"]["default"] == "report" and spec["as"]["default"] == "mlci-report"
+    assert spec["rules"]["default"] == [{"when": "always"}] and spec["comment"]["options"] == ["true", "false"]
+    (name, job), = job_doc.items()
+    assert name == "$[[ inputs.as ]]"
+    assert job["variables"]["MLCI_EXTRA_SPEC"] == "[report]"
+    assert job["variables"]["MLCI_REPORT_DIR"] == "$[[ inputs.report-dir ]]"
+    assert job["variables"]["MLCI_COMMENT"] == "$[[ inputs.comment ]]"
+    assert job["script"][-2] == "mlci report"
+    comment = job["script"][-1]
+    assert '"$CI_PIPELINE_SOURCE" = "merge_request_event"' in comment and '"$MLCI_COMMENT" = "true"' in comment
+    assert '--report-url "$CI_JOB_URL/artifacts/file/$MLCI_REPORT_DIR/report.html"' in comment
+    assert not any(ru.GITLAB_INPUT in line for line in job["script"])
+    # expose_as wants literal paths: the input is interpolated at include time; no variable, no glob.
+    assert job["artifacts"] == {"when": "always", "expose_as": "ML pipeline report",
+                                "paths": ["$[[ inputs.report-dir ]]/report.html"]}
+
+
+def _comment_gate(script, **env):
+    proc = subprocess.run(["bash", "-c", script.replace("mlci comment", "echo COMMENT")],
+                          env={"PATH": "/usr/bin:/bin", **env}, capture_output=True, text=True, check=True)
+    return proc.stdout
+
+
+def test_the_report_job_comments_in_merge_request_pipelines_unless_told_not_to():
+    _, job_doc = _component("report")
+    (job,) = job_doc.values()
+    line = job["script"][-1]
+    mr = {"CI_PIPELINE_SOURCE": "merge_request_event", "MLCI_COMMENT": "true", "MLCI_REPORT_DIR": "mlci-report",
+          "CI_JOB_URL": "https://gitlab.example.com/g/p/-/jobs/9"}
+    assert _comment_gate(line, **mr) == \
+        "COMMENT --report-url https://gitlab.example.com/g/p/-/jobs/9/artifacts/file/mlci-report/report.html\n"
+    assert _comment_gate(line, **(mr | {"MLCI_COMMENT": "false"})) == ""
+    assert _comment_gate(line, **(mr | {"CI_PIPELINE_SOURCE": "push"})) == ""
 
 
 # --- no template injection, anywhere ---------------------------------------------------------------
 
 def _all_actions():
-    return ["action.yml", *(f"actions/{s}/action.yml" for s in IDS)]
+    return ["action.yml", *(f"actions/{s}/action.yml" for s in (*IDS, *(t.id for t in TOOLS)))]
 
 
 @pytest.mark.parametrize("path", _all_actions())

@@ -20,13 +20,13 @@ from pathlib import Path
 from typing import Any
 
 from mlcicd import plugins
-from mlcicd.catalog import STAGES, Stage, all_inputs
+from mlcicd.catalog import PULL_REQUEST_STAGES, STAGES, Stage, all_inputs
 from mlcicd.ci.base import dotenv_name
 from mlcicd.config import Config, load_config
 from mlcicd.errors import UsageError
 from mlcicd.gen import pipeline_check
 from mlcicd.gen import render_util as ru
-from mlcicd.gen.surfaces import DEFAULT_REF, DEFAULT_SOURCE, ENVIRONMENT, job_name
+from mlcicd.gen.surfaces import DEFAULT_REF, DEFAULT_SOURCE, ENVIRONMENT, REPORT, job_name
 from mlcicd.images import login
 from mlcicd.version import build_info
 
@@ -40,6 +40,15 @@ COMMIT = re.compile(r"[0-9a-f]{40}")
 CHECKOUT = "actions/checkout@11bd71901bbe5b1630ceea73d27597364c9af683  # v4.2.2"
 # OIDC for AWS: exchanges the job's GitHub token for a role session (no stored keys).
 AWS_CREDENTIALS = "aws-actions/configure-aws-credentials@e3dd6a429d7300a6a4c196c26e071d42e0343502  # v4.0.2"
+# Every job's stage report goes up as an artifact; the report job collects them all.
+UPLOAD_ARTIFACT = "actions/upload-artifact@ea165f8d65b6e75b540449e92b4886f43607fa02  # v4.6.2"
+DOWNLOAD_ARTIFACT = "actions/download-artifact@d3f86a106a0bac45b974a628896c90dbdf5c8093  # v4.3.0"
+REPORT_DIR = "mlci-report"  # the stages' report-dir default
+STAGE_ARTIFACT = "mlci-report-"  # + the stage id
+PIPELINE_ARTIFACT = "mlci-pipeline-report"
+PULL_REQUEST = "github.event_name == 'pull_request'"
+NOT_PULL_REQUEST = "github.event_name != 'pull_request'"
+MERGE_REQUEST = '$CI_PIPELINE_SOURCE == "merge_request_event"'
 
 
 @dataclass(frozen=True)
@@ -201,7 +210,22 @@ def _gh_job(stage: Stage, opts: RenderOptions, cfg: Config | None) -> dict[str, 
         job["if"] = _on_failure_condition(stage)
         decisions = " ".join(f"${{{{ needs.{n}.outputs.decision }}}}" for n in stage.needs)
         job["with"] += [("to", "stable"), ("reason", f"{ROLLBACK_REASON} (decision: {decisions})")]
+    elif _first_after_pull_request(stage):  # later stages are skipped through `needs`
+        job["if"] = f"${{{{ {NOT_PULL_REQUEST} }}}}"
+    if "register" in {i.name for i in stage.inputs} and stage.id in PULL_REQUEST_STAGES:
+        job["with"].append(("register", f"${{{{ {NOT_PULL_REQUEST} }}}}"))
     return job
+
+
+def _first_after_pull_request(stage: Stage) -> bool:
+    """A stage a pull request does not run, whose needs all run on one (build-image)."""
+    return stage.id not in PULL_REQUEST_STAGES and bool(stage.needs) and set(stage.needs) <= set(PULL_REQUEST_STAGES)
+
+
+def _report_needs() -> list[str]:
+    """Every stage but those that wait for a human (a protected environment could keep the report
+    waiting for days; promote's own job uploads its stage report)."""
+    return [s.id for s in STAGES if not s.approval]
 
 
 def github_context(cfg: Config | None, opts: RenderOptions, *, reusable: bool = False,
@@ -210,10 +234,24 @@ def github_context(cfg: Config | None, opts: RenderOptions, *, reusable: bool = 
     # A reusable workflow's github.workflow is the caller's name: the caller may hold that
     # concurrency group itself, and waiting on it from inside would deadlock.
     group = "mlci-pipeline" if reusable else "${{ github.workflow }}"
+    # A pull request's runs get a group of their own and may be cancelled (they never deploy).
+    group += "-${{ github.event.pull_request.number || 'release' }}"
+    uses_comment = f"  # {opts.release}" if opts.release else ""
+    if reusable:
+        uses_comment += "  # zizmor: ignore[unpinned-uses] this release's own tag"
     return {"header": header(opts) if head is None else head, **_facts(cfg), "reusable": reusable,
-            "pipeline_group": group, "environment": ENVIRONMENT, "checkout": CHECKOUT,
+            "pipeline_group": group, "cancel_pull_requests": f"${{{{ {PULL_REQUEST} }}}}",
+            "environment": ENVIRONMENT, "checkout": CHECKOUT,
             "source": opts.source, "ref": opts.ref, "ref_kind": opts.ref_kind, "release": opts.release,
-            "jobs": [_gh_job(s, opts, cfg) for s in STAGES]}
+            "jobs": [_gh_job(s, opts, cfg) for s in STAGES], "pull_request_stages": PULL_REQUEST_STAGES,
+            "upload": UPLOAD_ARTIFACT, "download": DOWNLOAD_ARTIFACT, "report_dir": REPORT_DIR,
+            "stage_artifact": STAGE_ARTIFACT, "pipeline_artifact": PIPELINE_ARTIFACT,
+            "report_needs": _report_needs(), "pull_request": PULL_REQUEST,
+            "report_uses": f"{opts.source}/actions/report@{opts.ref}{uses_comment}",
+            "comment_uses": f"{opts.source}/actions/comment@{opts.ref}{uses_comment}",
+            # A reusable workflow's job may not ask for more than its caller grants, and `if:` does not
+            # help: pull-requests: write here would fail every caller that does not grant it.
+            "comment_job": not reusable}
 
 
 # --- GitLab ------------------------------------------------------------------------------------
@@ -235,21 +273,44 @@ def _gl_include(stage: Stage, cfg: Config | None, opts: RenderOptions) -> dict[s
     if stage.deploys:
         inputs += [("environment", ru.yaml_quote(ENVIRONMENT)),
                    ("resource-group", ru.yaml_quote(f"mlci-deploy-{ENVIRONMENT}"))]
-    if stage.approval:
-        inputs.append(("rules", json.dumps([{"when": "manual"}])))
     if stage.when == "on_failure":
         decisions = " ".join(f"${dotenv_name(n, 'decision')}" for n in stage.needs)
         reason = f"{ROLLBACK_REASON} (decision: {decisions})"
-        inputs += [("to", ru.yaml_quote("stable")), ("reason", ru.yaml_quote(reason)),
-                   ("rules", json.dumps([{"when": stage.when}]))]
+        inputs += [("to", ru.yaml_quote("stable")), ("reason", ru.yaml_quote(reason))]
+    rules = _gl_rules(stage)
+    if rules:
+        inputs.append(("rules", json.dumps(rules)))
     # An inconclusive canary under on_inconclusive: hold exits 3; letting that exit code pass
     # keeps the stages that run on its failure (rollback) from firing.
     hold = cfg is not None and cfg.deploy.canary.on_inconclusive == "hold" and stage.id in _judged()
-    override: dict[str, Any] = {"needs": [job_name(n) for n in stage.needs], "id_tokens": stage.deploys,
+    override: dict[str, Any] = {"needs": [job_name(n) for n in stage.needs], "optional_needs": [],
+                                "id_tokens": stage.deploys,
                                 "aws_region": _job_aws_region(stage, cfg), "allow_exit_codes": [3] if hold else []}
     return {"id": stage.id, "job": job_name(stage.id),
             "component": f"$CI_SERVER_FQDN/{opts.source}/{stage.id}@{opts.ref}",
             "inputs": inputs, "override": override, "comment": _gl_comment(stage)}
+
+
+def _gl_rules(stage: Stage) -> list[dict[str, Any]] | None:
+    """A merge request runs the pull-request stages only, and its gate does not register (rules:
+    variables beat the job's variables); None: the component's default rules."""
+    when = "manual" if stage.approval else stage.when
+    if stage.id not in PULL_REQUEST_STAGES:
+        return [{"if": MERGE_REQUEST, "when": "never"}, {"when": when}]
+    if "register" in {i.name for i in stage.inputs}:
+        return [{"if": MERGE_REQUEST, "variables": {"MLCI_REGISTER": "false"}}, {"when": when}]
+    return None
+
+
+def _gl_report(opts: RenderOptions) -> dict[str, Any]:
+    """The report component's include: its job needs every stage job that may run, optionally (a
+    merge request has no deploy jobs), and never a manual one (it would wait for it forever)."""
+    inputs = [("source", ru.yaml_quote(opts.source))] if opts.source != DEFAULT_SOURCE else []
+    return {"id": REPORT, "job": job_name(REPORT), "component": f"$CI_SERVER_FQDN/{opts.source}/{REPORT}@{opts.ref}",
+            "inputs": inputs, "override": {"needs": [], "optional_needs": [job_name(s) for s in _report_needs()],
+                                             "id_tokens": False, "aws_region": None, "allow_exit_codes": []},
+            "comment": "One HTML report of the pipeline (exposed in the merge request); in a merge request it also "
+                       "comments (set the masked CI/CD variable MLCI_GITLAB_TOKEN to a project access token)."}
 
 
 def _judged() -> set[str]:
@@ -260,9 +321,10 @@ def _judged() -> set[str]:
 def gitlab_context(cfg: Config | None, opts: RenderOptions, *, component: bool = False,
                    head: list[str] | None = None) -> dict[str, Any]:
     """``component``: the body of templates/full-pipeline.yml, which leaves `workflow:` to the includer."""
-    stages = list(dict.fromkeys(s.job_stage for s in STAGES))
+    stages = [*dict.fromkeys(s.job_stage for s in STAGES), REPORT]
     return {"header": header(opts) if head is None else head, **_facts(cfg), "workflow": not component,
-            "stages": stages, "includes": [_gl_include(s, cfg, opts) for s in STAGES]}
+            "stages": stages, "includes": [*(_gl_include(s, cfg, opts) for s in STAGES), _gl_report(opts)],
+            "merge_request": MERGE_REQUEST, "pull_request_stages": PULL_REQUEST_STAGES}
 
 
 # --- render, check -----------------------------------------------------------------------------

@@ -15,11 +15,11 @@ from typing import Any
 
 import yaml
 
-from mlcicd.catalog import STAGE_IDS, get_stage
+from mlcicd.catalog import STAGE_IDS
 from mlcicd.errors import EXIT_UNEXPECTED, UsageError
-from mlcicd.gen import component_inputs
+from mlcicd.gen import component_inputs as component_inputs_check
 from mlcicd.gen import render_util as ru
-from mlcicd.gen.surfaces import GLOBAL_KEYWORDS, component_context, gitlab_inputs
+from mlcicd.gen.surfaces import GLOBAL_KEYWORDS, REPORT, any_component_context, component_inputs
 
 try:  # the gen extra: the CI systems' JSON schemas, vendored by check-jsonschema
     import jsonschema
@@ -27,6 +27,8 @@ try:  # the gen extra: the CI systems' JSON schemas, vendored by check-jsonschem
 except ImportError:  # pragma: no cover - the dev extra always has it
     jsonschema = None
 
+# The jobs after the stages: the run's HTML report, then (on pull requests) the comment.
+REPORT_JOBS = ("report", "comment")
 NEEDS_OUTPUT = re.compile(r"needs\.([A-Za-z0-9_-]+)\.outputs\.([A-Za-z0-9_-]+)")
 COMPONENT = re.compile(r"^\$CI_SERVER_FQDN/.+/([a-z-]+)@[^@\s]+$")
 
@@ -73,9 +75,13 @@ def check_pipeline(ci: str, text: str) -> None:
 
 def _check_github(doc: dict[str, Any]) -> None:
     jobs = doc.get("jobs") or {}
-    if list(jobs) != list(STAGE_IDS):
-        raise _fail("github", f"jobs {list(jobs)} are not the stages in order")
+    if list(jobs) not in ([*STAGE_IDS, *REPORT_JOBS[:n]] for n in (1, 2)):
+        raise _fail("github", f"jobs {list(jobs)} are not the stages in order, then {' and '.join(REPORT_JOBS)}")
     for job_id, job in jobs.items():
+        writes = {k for k, v in (job.get("permissions") or {}).items() if v == "write"} - {"id-token"}
+        if writes - ({"pull-requests"} if job_id == "comment" else set()):
+            raise _fail("github", f"job {job_id} asks to write {sorted(writes)}: only the comment job writes, "
+                        "and only to the pull request")
         needs = job.get("needs") or []
         unknown = set(needs) - set(jobs)
         if unknown:
@@ -92,14 +98,13 @@ def _check_github(doc: dict[str, Any]) -> None:
         raise _fail("github", "schema vendor.github-workflows: " + "; ".join(errors[:5]))
 
 
-def _component_job(stage_id: str, given: Mapping[str, Any]) -> dict[str, Any]:
+def _component_job(name: str, given: Mapping[str, Any]) -> dict[str, Any]:
     """The job a component include produces, with ``given`` inputs, as GitLab interpolates it."""
-    problems = component_inputs.input_problems(stage_id, given)
+    problems = component_inputs_check.input_problems(name, given)
     if problems:
-        raise _fail("gitlab", f"component {stage_id}: " + "; ".join(problems))
-    stage = get_stage(stage_id)
-    values = {spec.name: given.get(spec.name, spec.default) for spec in gitlab_inputs(stage)}
-    text = ru.environment().get_template("component.yml.j2").render(**component_context(stage))
+        raise _fail("gitlab", f"component {name}: " + "; ".join(problems))
+    values = {spec.name: given.get(spec.name, spec.default) for spec in component_inputs(name)}
+    text = ru.environment().get_template("component.yml.j2").render(**any_component_context(name))
     _, job = yaml.safe_load_all(text)
     merged = ru.interpolate_inputs(job, values)
     assert isinstance(merged, dict)
@@ -116,14 +121,15 @@ def _check_gitlab(doc: dict[str, Any]) -> None:
             raise _fail("gitlab", f"include {item!r} is not a component of the ml-cicd project")
         stages_seen.append(match.group(1))
         merged |= _component_job(match.group(1), item.get("inputs") or {})
-    if stages_seen != list(STAGE_IDS):
-        raise _fail("gitlab", f"components {stages_seen} are not the stages in order")
+    if stages_seen != [*STAGE_IDS, REPORT]:
+        raise _fail("gitlab", f"components {stages_seen} are not the stages in order, then {REPORT}")
     del merged["include"]
     jobs = {name: job for name, job in doc.items() if name not in GLOBAL_KEYWORDS and name != "workflow"}
     for name, override in jobs.items():
         if name not in merged:
             raise _fail("gitlab", f"job {name} overrides no component job")
-        unknown = set(override.get("needs") or []) - set(jobs)
+        needs = [n["job"] if isinstance(n, dict) else n for n in override.get("needs") or []]
+        unknown = set(needs) - set(jobs)
         if unknown:
             raise _fail("gitlab", f"job {name} needs unknown job(s) {sorted(unknown)}")
         merged[name] = {**merged[name], **override}  # GitLab merges a same-name job key by key

@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from mlcicd.catalog import STAGES, Input, all_inputs
+from mlcicd.catalog import STAGES, TOOLS, Input, all_inputs
 from mlcicd.ci.base import dotenv_name
 from mlcicd.gen import full_pipeline
 from mlcicd.gen import render_util as ru
@@ -24,13 +24,17 @@ from mlcicd.gen.surfaces import (
     GLOBAL_KEYWORDS,
     HEADER,
     JOB_INPUTS,
+    REPORT,
     GitLabInput,
     SyncError,
     action_context,
     component_context,
     extra_spec,
     gitlab_inputs,
+    report_component_context,
+    report_inputs,
     root_context,
+    tool_action_context,
 )
 
 README_START, README_END = "<!-- mlci-gen:inputs:start -->", "<!-- mlci-gen:inputs:end -->"
@@ -119,6 +123,13 @@ def render_all(readme: str | None = None) -> dict[str, str]:
         path = f"templates/{stage.id}.yml"
         files[path] = component.render(**component_context(stage))
         check_component(path, files[path], gitlab_inputs(stage))
+    for tool in TOOLS:
+        path = f"actions/{tool.id}/action.yml"
+        files[path] = action.render(**tool_action_context(tool))
+        check_action(path, files[path], [i.name for i in tool.inputs], [o.name for o in tool.outputs])
+    path = f"templates/{REPORT}.yml"
+    files[path] = component.render(**report_component_context())
+    check_component(path, files[path], report_inputs())
     files |= full_pipeline.render_all(HEADER)
     if readme is not None:
         files["README.md"] = splice_readme(readme, env.get_template("readme-stages.md.j2").render(**readme_context()))

@@ -79,6 +79,14 @@ gate:
 deploy:
   target: local
   canary: {{weight: 10, duration: 300, interval: 10, min_requests: 200}}
+
+# Notifications: one message on rollback, promote, inconclusive, gate-failed and drift (or the
+# events in `on:`); a failed notification never fails a stage. Secrets stay in CI variables:
+# name the variable here, never paste the URL or key. Uncomment the targets you use.
+# notify:
+#   slack: {{webhook_url_env: SLACK_WEBHOOK_URL, on: [rollback, inconclusive, gate-failed]}}
+#   webhook: {{url: "https://ops.example.com/mlci", secret_env: MLCI_WEBHOOK_SECRET}}   # HMAC-SHA256 signed
+#   sns: {{topic_arn: "arn:aws:sns:eu-west-1:123456789012:ml-alerts"}}
 """
 
 

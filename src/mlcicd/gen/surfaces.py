@@ -13,7 +13,18 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from mlcicd.catalog import STAGE_IDS, STAGES, Input, Output, Stage, all_inputs, env_var, get_stage
+from mlcicd.catalog import (
+    STAGE_IDS,
+    STAGES,
+    Input,
+    Output,
+    Stage,
+    Tool,
+    all_inputs,
+    env_var,
+    get_stage,
+    get_tool,
+)
 from mlcicd.errors import UsageError
 from mlcicd.gen import render_util as ru
 
@@ -36,6 +47,9 @@ NUMBER_RE = {"integer": r"^(-?[0-9]+)?$", "number": r"^(-?[0-9]+(\.[0-9]+)?)?$"}
 GLOBAL_KEYWORDS = {"default", "include", "stages", "variables", "workflow", "image", "services", "cache",
                    "before_script", "after_script"}
 FULL_PIPELINE = "full-pipeline"
+# The GitLab component of the report tool (catalog.TOOLS): the pipeline's HTML report and MR comment.
+REPORT = "report"
+REPORT_EXPOSE_AS = "ML pipeline report"
 # The whole-pipeline component's own inputs: (name, description, default).
 FULL_PIPELINE_INPUTS = (
     ("config", "Path of mlci.yaml in your project.", "mlci.yaml"),
@@ -89,8 +103,27 @@ def describe(item: Input) -> str:
     return text
 
 
-def extra_spec(stage: Stage) -> str:
+def extra_spec(stage: Stage | Tool) -> str:
     return "" if stage.extra == "core" else f"[{stage.extra}]"
+
+
+def expose_as(stage_id: str) -> str:
+    """The name of a stage's report artifact in the merge request (letters, digits, -, _ and spaces)."""
+    return f"mlci {stage_id} report"
+
+
+def _package_input(what: Stage | Tool) -> GitLabInput:
+    # Empty: the component installs its own version (component.version), or at an unreleased
+    # ref the component project's source at that commit. `$[[ component.* ]]` is not interpolated
+    # in an input's default, so the job decides (see component_context).
+    return GitLabInput("package", "pip requirement that installs ml-cicd in the job (overrides the default). "
+                       f"Default: ml-cicd{extra_spec(what)}==<this component's version>; at a commit or branch, "
+                       "ml-cicd from the component project at that commit.", "")
+
+
+SOURCE_INPUT = GitLabInput("source", "Project path of ml-cicd on this GitLab instance: where a component at a commit "
+                           "or branch installs ml-cicd from.", DEFAULT_SOURCE)
+IMAGE_INPUT = GitLabInput("job-image", "Image the job runs in (Python 3.11+ with pip).", "python:3.11-slim")
 
 
 def gitlab_inputs(stage: Stage) -> list[GitLabInput]:
@@ -107,15 +140,9 @@ def gitlab_inputs(stage: Stage) -> list[GitLabInput]:
     items += [
         GitLabInput("as", "Job name.", job_name(stage.id)),
         GitLabInput("stage", "Pipeline stage of the job (list it under `stages:`).", stage.job_stage),
-        GitLabInput("job-image", "Image the job runs in (Python 3.11+ with pip).", "python:3.11-slim"),
-        # Empty: the component installs its own version (component.version), or at an unreleased
-        # ref the component project's source at that commit. `$[[ component.* ]]` is not interpolated
-        # in an input's default, so the job decides (see component_context).
-        GitLabInput("package", "pip requirement that installs ml-cicd in the job (overrides the default). "
-                    f"Default: ml-cicd{extra_spec(stage)}==<this component's version>; at a commit or branch, "
-                    "ml-cicd from the component project at that commit.", ""),
-        GitLabInput("source", "Project path of ml-cicd on this GitLab instance: where a component at a commit or "
-                    "branch installs ml-cicd from.", DEFAULT_SOURCE),
+        IMAGE_INPUT,
+        _package_input(stage),
+        SOURCE_INPUT,
         GitLabInput("rules", f"Job rules (an array of rules: entries). Default: when: {stage.when}.",
                     [{"when": stage.when}], type="array"),
     ]
@@ -132,11 +159,36 @@ def gitlab_inputs(stage: Stage) -> list[GitLabInput]:
     return items
 
 
+def report_inputs() -> list[GitLabInput]:
+    """The report component's inputs: where the stage reports are, whether to comment, the job's."""
+    tool = get_tool(REPORT)
+    report_dir = tool.inputs[0]
+    return [
+        GitLabInput(report_dir.name, report_dir.description, report_dir.default),
+        GitLabInput("comment", "In merge-request pipelines, also create or update the pipeline's comment on the "
+                    "merge request (needs a project access token in the masked variable MLCI_GITLAB_TOKEN).",
+                    "true", options=("true", "false")),
+        GitLabInput("as", "Job name.", job_name(REPORT)),
+        GitLabInput("stage", "Pipeline stage of the job (list it under `stages:`).", REPORT),
+        IMAGE_INPUT,
+        _package_input(tool),
+        SOURCE_INPUT,
+        # Always: a failed gate is what the report and the comment most need to show.
+        GitLabInput("rules", "Job rules (an array of rules: entries). Default: when: always.",
+                    [{"when": "always"}], type="array"),
+    ]
+
+
+def component_inputs(component: str) -> list[GitLabInput]:
+    """The ``spec:inputs`` of a stage component or the report component, in order."""
+    return report_inputs() if component == REPORT else gitlab_inputs(get_stage(component))
+
+
 def declared_inputs(component: str) -> dict[str, GitLabInput]:
     """The ``spec:inputs`` of one of ml-cicd's components, by name."""
     if component == FULL_PIPELINE:
         return {name: GitLabInput(name, text, default) for name, text, default in FULL_PIPELINE_INPUTS}
-    return {item.name: item for item in gitlab_inputs(get_stage(component))}
+    return {item.name: item for item in component_inputs(component)}
 
 
 def _expr(text: str) -> str:
@@ -156,13 +208,32 @@ def _stage_env(inputs: Iterable[str]) -> list[tuple[str, str]]:
     return env + [(env_var(name), _expr(f"inputs.{name}")) for name in inputs]
 
 
+def _run_stage(scripts: str, stage_arg: str = "") -> str:
+    return f'"$MLCI_VENV/bin/python" "{scripts}/mlci-stage"{stage_arg}'
+
+
+ACTION_SCRIPTS = "$GITHUB_ACTION_PATH/../../scripts"
+
+
 def action_context(stage: Stage) -> dict[str, Any]:
     inputs = [_action_input(i) for i in all_inputs(stage)]
     return {"header": HEADER, "name": f"ml-cicd {stage.id}", "description": stage.summary, "branding": None,
             "inputs": inputs, "outputs": [_output(o) for o in stage.outputs],
-            "install_env": [("MLCI_EXTRA", stage.extra)],
-            "scripts": "$GITHUB_ACTION_PATH/../../scripts", "stage_arg": f" {stage.id}",
+            "install_env": [("MLCI_EXTRA", stage.extra)], "scripts": ACTION_SCRIPTS,
+            "command": _run_stage(ACTION_SCRIPTS, f" {stage.id}"),
             "step_name": f"mlci run {stage.id}", "env": _stage_env(i["name"] for i in inputs)}
+
+
+def tool_action_context(tool: Tool) -> dict[str, Any]:
+    """A tool's action: the same private venv, then ``mlci <tool>`` with the inputs as MLCI_* variables."""
+    inputs = [_action_input(i) for i in tool.inputs]
+    env = _stage_env(i["name"] for i in inputs)
+    if tool.github_token:  # the job's token, from the step's environment (never an input)
+        env.append(("GITHUB_TOKEN", _expr("github.token")))
+    return {"header": HEADER, "name": f"ml-cicd {tool.id}", "description": tool.summary, "branding": None,
+            "inputs": inputs, "outputs": [_output(o) for o in tool.outputs],
+            "install_env": [("MLCI_EXTRA", tool.extra)], "scripts": ACTION_SCRIPTS,
+            "command": f'"$MLCI_VENV/bin/mlci" {tool.id}', "step_name": f"mlci {tool.id}", "env": env}
 
 
 def _grouped(by_stage: list[tuple[str, str]], stages: tuple[Stage, ...]) -> str:
@@ -199,7 +270,7 @@ def root_context(stages: tuple[Stage, ...] = STAGES) -> dict[str, Any]:
                            "judged canary, promote or rollback.",
             "inputs": union, "outputs": outs,
             "install_env": [("MLCI_STAGE", _expr("inputs.stage")), ("MLCI_EXTRAS", ru.yaml_quote(extras))],
-            "scripts": "$GITHUB_ACTION_PATH/scripts", "stage_arg": "",
+            "scripts": "$GITHUB_ACTION_PATH/scripts", "command": _run_stage("$GITHUB_ACTION_PATH/scripts"),
             "step_name": "mlci run " + _expr("inputs.stage"), "env": env}
 
 
@@ -215,20 +286,54 @@ INSTALL_SCRIPT = (
 )
 
 
+def _install_variables(what: Stage | Tool) -> list[tuple[str, str]]:
+    return [("MLCI_CI", "gitlab"), ("MLCI_PACKAGE", '"$[[ inputs.package ]]"'),
+            ("MLCI_EXTRA_SPEC", ru.yaml_quote(extra_spec(what))),
+            ("MLCI_COMPONENT_VERSION", '"$[[ component.version ]]"'),
+            ("MLCI_COMPONENT_SHA", '"$[[ component.sha ]]"'),
+            ("MLCI_COMPONENT_SOURCE", '"$[[ inputs.source ]]"')]
+
+
+def _spec(items: list[GitLabInput]) -> list[dict[str, Any]]:
+    return [{"name": i.name, "description": i.description, "type": i.type, "default": i.default_yaml,
+             "options": i.options, "regex": i.regex} for i in items]
+
+
 def component_context(stage: Stage) -> dict[str, Any]:
-    variables = [("MLCI_CI", "gitlab"), ("MLCI_PACKAGE", '"$[[ inputs.package ]]"'),
-                 ("MLCI_EXTRA_SPEC", ru.yaml_quote(extra_spec(stage))),
-                 ("MLCI_COMPONENT_VERSION", '"$[[ component.version ]]"'),
-                 ("MLCI_COMPONENT_SHA", '"$[[ component.sha ]]"'),
-                 ("MLCI_COMPONENT_SOURCE", '"$[[ inputs.source ]]"')]
+    variables = _install_variables(stage)
     variables += [(env_var(i.name), f'"$[[ inputs.{i.name} ]]"') for i in all_inputs(stage)]
     variables += [(key, ru.yaml_quote(value)) for key, value in stage.os_env]
-    inputs = [{"name": i.name, "description": i.description, "type": i.type, "default": i.default_yaml,
-               "options": i.options, "regex": i.regex} for i in gitlab_inputs(stage)]
-    return {"header": HEADER, "summary": stage.summary, "stage": stage.id, "inputs": inputs,
-            "install_script": INSTALL_SCRIPT,
-            "variables": variables, "deploy": stage.deploys, "os_packages": stage.os_packages}
+    return {"header": HEADER, "summary": stage.summary, "inputs": _spec(gitlab_inputs(stage)),
+            "install_script": INSTALL_SCRIPT, "variables": variables, "deploy": stage.deploys,
+            "os_packages": stage.os_packages, "commands": [f"mlci run {stage.id}"],
+            "expose_as": expose_as(stage.id), "paths": ["$[[ inputs.report-dir ]]/"],
+            "reports": [("dotenv", f"$[[ inputs.report-dir ]]/{stage.id}.env"),
+                        ("junit", f"$[[ inputs.report-dir ]]/{stage.id}.junit.xml")]}
+
+
+# In a merge-request pipeline the report job also comments, linking the report it just wrote.
+# GitLab serves an artifact file at <job URL>/artifacts/file/<path>.
+COMMENT_SCRIPT = (
+    'if [ "$CI_PIPELINE_SOURCE" = "merge_request_event" ] && [ "$MLCI_COMMENT" = "true" ]; then '
+    'mlci comment --report-url "$CI_JOB_URL/artifacts/file/$MLCI_REPORT_DIR/report.html"; fi'
+)
+
+
+def report_component_context() -> dict[str, Any]:
+    """templates/report.yml: the stage reports of the jobs it needs -> report.html (+ the MR comment)."""
+    tool = get_tool(REPORT)
+    variables = _install_variables(tool)
+    variables += [("MLCI_REPORT_DIR", '"$[[ inputs.report-dir ]]"'), ("MLCI_COMMENT", '"$[[ inputs.comment ]]"')]
+    return {"header": HEADER, "summary": tool.summary, "inputs": _spec(report_inputs()),
+            "install_script": INSTALL_SCRIPT, "variables": variables, "deploy": False, "os_packages": (),
+            "commands": ["mlci report", ru.yaml_single_quote(COMMENT_SCRIPT)], "expose_as": REPORT_EXPOSE_AS,
+            # expose_as: a literal path (an input is interpolated at include time; no variables, no globs).
+            "paths": ["$[[ inputs.report-dir ]]/report.html"], "reports": []}
+
+
+def any_component_context(component: str) -> dict[str, Any]:
+    return report_component_context() if component == REPORT else component_context(get_stage(component))
 
 
 def component_names() -> tuple[str, ...]:
-    return (*STAGE_IDS, FULL_PIPELINE)
+    return (*STAGE_IDS, REPORT, FULL_PIPELINE)
