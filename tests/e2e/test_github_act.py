@@ -12,19 +12,15 @@ one promoted over the champion (the same workflow wiring a local good challenger
 
 from __future__ import annotations
 
-import json
-import re
 import subprocess
-from collections import defaultdict
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 from aws_rig import ACCOUNT, MotoServer
 from consumer import BAD_TRAINING, GOOD_TRAINING, REPO, Consumer
 from ecs_project import EcsConsumer
-from runners import Images, clean_env, tool
+from runners import ActRun, Images, clean_env, tool
 
 from mlcicd.delivery.targets.processes import free_port
 from mlcicd.gen.pipeline import AWS_CREDENTIALS, CHECKOUT
@@ -32,36 +28,6 @@ from mlcicd.gen.pipeline import AWS_CREDENTIALS, CHECKOUT
 pytestmark = pytest.mark.e2e
 
 WORKFLOW = ".github/workflows/ml-pipeline.yml"
-SET_OUTPUT = re.compile(r"::set-output:: ([A-Za-z0-9_-]+)=(.*)$")
-
-
-@dataclass
-class ActRun:
-    code: int
-    log: str
-    outputs: dict[str, dict[str, str]] = field(default_factory=lambda: defaultdict(dict))
-    results: dict[str, str] = field(default_factory=dict)  # job id -> success / failure
-
-    @classmethod
-    def parse(cls, code: int, stdout: str, stderr: str) -> ActRun:
-        run = cls(code, stdout + stderr)
-        for line in stdout.splitlines():
-            try:
-                event = json.loads(line)
-            except ValueError:
-                continue
-            job, msg = event.get("jobID"), str(event.get("msg", ""))
-            if not job:
-                continue
-            if event.get("jobResult"):
-                run.results[job] = event["jobResult"]
-            m = SET_OUTPUT.search(msg)
-            if m:
-                run.outputs[job][m.group(1)] = m.group(2).strip()
-        return run
-
-    def tail(self, lines: int = 60) -> str:
-        return "\n".join(self.log.splitlines()[-lines:])
 
 
 def act(consumer: Consumer, suite: Path, images: Images, home: Path, workflow: str = WORKFLOW,
