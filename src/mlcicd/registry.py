@@ -264,14 +264,16 @@ class Registry:
         env = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
         # The raw module state, not get_tracking_uri(): restoring a resolved default would
         # pin it, where before it was unset and followed the environment.
-        saved = getattr(tracking_utils, "_tracking_uri", None), getattr(registry_utils, "_registry_uri", None)
+        # Any: None is a valid value to restore (it unsets the URI) though the setters are typed str.
+        saved: tuple[Any, Any] = (getattr(tracking_utils, "_tracking_uri", None),
+                                  getattr(registry_utils, "_registry_uri", None))
         mlflow.set_tracking_uri(self.tracking_uri)
         mlflow.set_registry_uri(self.registry_uri)
         try:
             yield
         finally:
-            mlflow.set_tracking_uri(saved[0])  # type: ignore[arg-type]  # None unsets it
-            mlflow.set_registry_uri(saved[1])  # type: ignore[arg-type]
+            mlflow.set_tracking_uri(saved[0])
+            mlflow.set_registry_uri(saved[1])
             for key, value in env.items():
                 if value is None:
                     os.environ.pop(key, None)

@@ -77,7 +77,8 @@ def log_model(
             signature=signature,
             input_example=input_example,
         )
-        run_id = mlflow.active_run().info.run_id  # type: ignore[union-attr]
+        current: Any = mlflow.active_run()  # the run started above: never None here
+        run_id = current.info.run_id
         mlflow.set_tag("mlci.model_uri", f"runs:/{run_id}/{MODEL_ARTIFACT}")
         mlflow.set_tag("mlci.logged_model_id", getattr(info, "model_id", "") or "")
         return f"runs:/{run_id}/{MODEL_ARTIFACT}"

@@ -17,13 +17,9 @@ one promoted over the champion (the same workflow wiring a local good challenger
 from __future__ import annotations
 
 import itertools
-import json
-import re
 import subprocess
 import zipfile
-from collections import defaultdict
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -32,7 +28,7 @@ from aws_rig import ACCOUNT, MotoServer
 from consumer import BAD_TRAINING, GOOD_TRAINING, REPO, Consumer, git
 from ecs_project import EcsConsumer
 from fake_services import fake_services
-from runners import Images, clean_env, tool
+from runners import ActRun, Images, clean_env, tool
 
 from mlcicd.delivery.targets.processes import free_port
 from mlcicd.gen.pipeline import AWS_CREDENTIALS, CHECKOUT, DOWNLOAD_ARTIFACT, UPLOAD_ARTIFACT
@@ -40,39 +36,6 @@ from mlcicd.gen.pipeline import AWS_CREDENTIALS, CHECKOUT, DOWNLOAD_ARTIFACT, UP
 pytestmark = pytest.mark.e2e
 
 WORKFLOW = ".github/workflows/ml-pipeline.yml"
-SET_OUTPUT = re.compile(r"::set-output:: ([A-Za-z0-9_-]+)=(.*)$")
-
-
-@dataclass
-class ActRun:
-    code: int
-    log: str
-    artifacts: Path  # act's artifact store of this run
-    outputs: dict[str, dict[str, str]] = field(default_factory=lambda: defaultdict(dict))
-    results: dict[str, str] = field(default_factory=dict)  # job id -> success / failure
-
-    @classmethod
-    def parse(cls, code: int, stdout: str, stderr: str, artifacts: Path) -> ActRun:
-        run = cls(code, stdout + stderr, artifacts)
-        for line in stdout.splitlines():
-            try:
-                event = json.loads(line)
-            except ValueError:
-                continue
-            job, msg = event.get("jobID"), str(event.get("msg", ""))
-            if not job:
-                continue
-            if event.get("jobResult"):
-                run.results[job] = event["jobResult"]
-            m = SET_OUTPUT.search(msg)
-            if m:
-                run.outputs[job][m.group(1)] = m.group(2).strip()
-        return run
-
-    def tail(self, lines: int = 60) -> str:
-        return "\n".join(self.log.splitlines()[-lines:])
-
-
 RUNS = itertools.count(1)
 
 

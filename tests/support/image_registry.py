@@ -4,7 +4,9 @@ No Docker Hub here: base images are made locally and pushed to the loopback regi
 builds pull their base from a registry as they would in production. busybox-static on
 `scratch` (buildah, vfs storage, chroot isolation) is enough to test the build mechanics;
 the Debian Python base (`mlci image base`, debootstrap, cached per machine) serves a model.
-A registry with `users` wants HTTP basic auth (htpasswd, bcrypt), as ECR, GHCR and GitLab do.
+A registry with `users` wants HTTP basic auth (htpasswd, bcrypt), as ECR, GHCR and GitLab do; one
+with `tls` speaks HTTPS with a certificate for 127.0.0.1 (`self_signed_certificate`), so clients
+that ignore registries.conf's `insecure` (buildah 1.28's login) reach it as they reach a real one.
 """
 
 from __future__ import annotations
@@ -32,15 +34,20 @@ def missing_tools(*extra: str) -> list[str]:
     return [t for t in (*TOOLS, *extra) if shutil.which(t) is None] + ([] if BUSYBOX.is_file() else ["busybox-static"])
 
 
-def buildah(storage: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def buildah(storage: Path, *args: str, driver: str = "vfs") -> subprocess.CompletedProcess[str]:
+    """buildah on a private storage root. vfs works anywhere; overlay (as root, where the kernel
+    allows the mount) shares layers instead of copying the whole tree per layer and container."""
     argv = ["buildah", "--root", str(storage / "root"), "--runroot", str(storage / "runroot"),
-            "--storage-driver", "vfs", *args]
+            "--storage-driver", driver, *args]
     return subprocess.run(argv, capture_output=True, text=True, check=True, timeout=300)
 
 
 @contextlib.contextmanager
-def running_registry(home: Path, users: dict[str, str] | None = None) -> Iterator[str]:
-    """docker-registry on a free loopback port with filesystem storage; yields host:port; stopped by PID."""
+def running_registry(home: Path, users: dict[str, str] | None = None,
+                     tls: tuple[Path, Path] | None = None) -> Iterator[str]:
+    """docker-registry on a free loopback port with filesystem storage; yields host:port; stopped by PID.
+
+    ``tls``: (certificate, key) in PEM; the registry then serves HTTPS only."""
     home.mkdir(parents=True, exist_ok=True)
     port = free_port()
     config: dict[str, Any] = {"version": 0.1, "log": {"level": "warn"}, "http": {"addr": f"127.0.0.1:{port}"},
@@ -52,6 +59,8 @@ def running_registry(home: Path, users: dict[str, str] | None = None) -> Iterato
             f"{user}:{bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=4)).decode()}\n"
             for user, password in users.items()))
         config["auth"] = {"htpasswd": {"realm": "mlci-test", "path": str(home / "htpasswd")}}
+    if tls:
+        config["http"]["tls"] = {"certificate": str(tls[0]), "key": str(tls[1])}
     (home / "config.yml").write_text(yaml.safe_dump(config))
     log = (home / "registry.log").open("w")
     proc = subprocess.Popen(["docker-registry", "serve", str(home / "config.yml")], stdout=log,
@@ -60,7 +69,8 @@ def running_registry(home: Path, users: dict[str, str] | None = None) -> Iterato
         deadline = time.monotonic() + 15
         while True:
             try:
-                if requests.get(f"http://127.0.0.1:{port}/v2/", timeout=1).status_code in (200, 401):
+                url = f"{'https' if tls else 'http'}://127.0.0.1:{port}/v2/"
+                if requests.get(url, timeout=1, verify=str(tls[0]) if tls else True).status_code in (200, 401):
                     break
             except requests.ConnectionError:
                 pass
@@ -75,6 +85,16 @@ def running_registry(home: Path, users: dict[str, str] | None = None) -> Iterato
         except subprocess.TimeoutExpired:
             proc.kill()
         log.close()
+
+
+def self_signed_certificate(directory: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 that is its own CA (trust it to trust the server); (cert, key)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    cert, key = directory / "cert.pem", directory / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+                   capture_output=True, check=True, timeout=60)
+    return cert, key
 
 
 @contextlib.contextmanager

@@ -6,9 +6,12 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import shutil
-from dataclasses import dataclass
+from collections import defaultdict
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -17,6 +20,8 @@ from consumer import REPO
 REQUIRED = os.environ.get("MLCI_REQUIRE_TOOLS") == "1"
 # `make e2e-tools` installs gitlab-ci-local (and the Node 22 it needs) here.
 NODE_BIN = REPO / ".e2e-tools" / "node_modules" / ".bin"
+# act --json reports a step's outputs as `::set-output:: name=value` messages.
+SET_OUTPUT = re.compile(r"::set-output:: ([A-Za-z0-9_-]+)=(.*)$")
 
 
 def require(ok: bool, what: str) -> None:
@@ -52,3 +57,33 @@ def clean_env(**extra: str) -> dict[str, str]:
     env["PATH"] = os.pathsep.join(p for p in env.get("PATH", "").split(os.pathsep) if not p.startswith(venv))
     env["MLFLOW_DISABLE_TELEMETRY"] = "true"
     return {**env, **extra}
+
+
+@dataclass
+class ActRun:
+    code: int
+    log: str
+    artifacts: Path | None = None  # act's artifact store of this run, when it had one
+    outputs: dict[str, dict[str, str]] = field(default_factory=lambda: defaultdict(dict))
+    results: dict[str, str] = field(default_factory=dict)  # job id -> success / failure
+
+    @classmethod
+    def parse(cls, code: int, stdout: str, stderr: str, artifacts: Path | None = None) -> ActRun:
+        run = cls(code, stdout + stderr, artifacts)
+        for line in stdout.splitlines():
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue
+            job, msg = event.get("jobID"), str(event.get("msg", ""))
+            if not job:
+                continue
+            if event.get("jobResult"):
+                run.results[job] = event["jobResult"]
+            m = SET_OUTPUT.search(msg)
+            if m:
+                run.outputs[job][m.group(1)] = m.group(2).strip()
+        return run
+
+    def tail(self, lines: int = 60) -> str:
+        return "\n".join(self.log.splitlines()[-lines:])

@@ -62,7 +62,8 @@ def drawing() -> Iterator[None]:
                                where="mlci report",
                                fix="pip install 'ml-cicd[report]' (MLflow brings it too)") from None
 
-    with matplotlib.rc_context(STYLE):  # type: ignore[arg-type]  # a plain dict of rcParams
+    style: Any = STYLE  # a plain dict of rcParams; matplotlib's stubs want its own RcParams type
+    with matplotlib.rc_context(style):
         yield
 
 
