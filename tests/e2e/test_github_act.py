@@ -17,6 +17,8 @@ one promoted over the champion (the same workflow wiring a local good challenger
 from __future__ import annotations
 
 import itertools
+import json
+import re
 import subprocess
 import zipfile
 from collections.abc import Iterator
