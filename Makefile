@@ -64,18 +64,19 @@ demo: system-demo setup
 E2E_TOOLS := .e2e-tools
 $(E2E_TOOLS)/node_modules/.bin/gitlab-ci-local:
 	mkdir -p $(E2E_TOOLS)
-	cd $(E2E_TOOLS) && npm install --silent --no-audit --no-fund --prefix . gitlab-ci-local@4 node@22
+	cd $(E2E_TOOLS) && npm install --loglevel=error --no-audit --no-fund --prefix . gitlab-ci-local@4 node@22
 
 e2e-tools: $(E2E_TOOLS)/node_modules/.bin/gitlab-ci-local
 
 ## The tests: unit, integration (real MLflow, model servers, nginx, Prometheus, registry + buildah),
 ## end-to-end (generated pipelines on act and gitlab-ci-local).
-# Two pytest workers, each taking a whole test file at a time (--dist loadfile), so a file's module
+# Three pytest workers, each taking a whole test file at a time (--dist loadfile), so a file's module
 # fixtures (an ECS project, an image registry, a CI runner's home) are set up once. Most tests wait
-# on bakes and servers with a core to spare: two workers keep both cores of a CI machine busy.
+# on bakes, CI runners and servers with a core to spare: the two long end-to-end files (act,
+# gitlab-ci-local) take two workers for most of the run, and the third keeps the cores busy with the rest.
 # Files go in collection order (--no-loadscope-reorder): the long end-to-end files first, the
 # short unit files last to fill the gaps (xdist would otherwise start with the files of most tests).
-TEST_WORKERS ?= 2
+TEST_WORKERS ?= 3
 test: system-test setup e2e-tools
 	$(BIN)/ruff check src tests
 	$(BIN)/mypy
