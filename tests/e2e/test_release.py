@@ -360,8 +360,8 @@ def test_a_gitlab_component_of_the_release_installs_it_from_the_index(published:
         env[f"GIT_CONFIG_VALUE_{i}"] = url
     proc = subprocess.run([binary, "--force-shell-executor", "--shell-isolation", "--no-artifacts-to-source",
                            "--variable", f"PIP_INDEX_URL={package_index}/simple/"], cwd=consumer, env=env,
-                          stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=900)
-    log = proc.stdout + proc.stderr
+                          stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=1800)
+    log = re.sub(r"\x1b\[[0-9;]*m", "", proc.stdout + proc.stderr)
     tail = "\n".join(log.splitlines()[-60:])
     assert proc.returncode == 0, tail
     assert f"mlci, version {VERSION} (commit {release.sha})" in log, tail
