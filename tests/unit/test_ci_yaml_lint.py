@@ -178,6 +178,9 @@ def test_own_workflows_pin_every_action_by_sha_and_grant_least_privilege():
     release = yaml.safe_load((REPO / ".github/workflows/release.yml").read_text(encoding="utf-8"))
     assert release["jobs"]["pypi"]["environment"]["name"] == "pypi"
     assert release["jobs"]["pypi"]["permissions"] == {"id-token": "write"}
+    # Unset, the publish action's repository-url falls back to PyPI: only a repository variable redirects it.
+    publish = next(step for step in release["jobs"]["pypi"]["steps"] if "pypi-publish" in step.get("uses", ""))
+    assert publish["with"] == {"repository-url": "${{ vars.PYPI_REPOSITORY_URL }}"}
 
 
 def test_gitlab_pipeline_includes_every_component_from_this_commit_with_declared_inputs():
@@ -195,3 +198,6 @@ def test_gitlab_pipeline_includes_every_component_from_this_commit_with_declared
             assert GITLAB_INPUT not in line, path
     jobs = yaml.safe_load((REPO / ".gitlab/ci/release.yml").read_text(encoding="utf-8"))
     assert jobs["release"]["release"]["tag_name"] == "$CI_COMMIT_TAG"
+    # The release job's image is pinned: an exact version tag and/or a digest, never a moving tag.
+    assert re.fullmatch(r"[\w./-]+(:v?\d+\.\d+\.\d+)?(@sha256:[0-9a-f]{64})?", jobs["release"]["image"])
+    assert re.search(r":v?\d+\.\d+\.\d+|@sha256:", jobs["release"]["image"])
