@@ -58,7 +58,7 @@ def act(consumer: Consumer, suite: Path, images: Images, home: Path, workflow: s
     # $HOME/.cache/act: a private HOME keeps test runs apart; the pip cache stays shared.
     env = clean_env(HOME=str(home), PIP_CACHE_DIR=str(Path.home() / ".cache" / "pip"))
     proc = subprocess.run(argv, cwd=consumer.root, env=env, stdin=subprocess.DEVNULL, capture_output=True,
-                          text=True, timeout=1200)
+                          text=True, timeout=1800)
     return ActRun.parse(proc.returncode, proc.stdout, proc.stderr, artifacts)
 
 

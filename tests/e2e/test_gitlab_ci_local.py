@@ -71,7 +71,7 @@ class GitlabLocal:
         argv = [self.binary, "--force-shell-executor", "--shell-isolation", "--no-artifacts-to-source",
                 *(a for v in (*self.variables, *variables) for a in ("--variable", v)), *jobs]
         proc = subprocess.run(argv, cwd=consumer.root, env=self.env, stdin=subprocess.DEVNULL,
-                              capture_output=True, text=True, timeout=1200)
+                              capture_output=True, text=True, timeout=1800)
         log = ANSI.sub("", proc.stdout + proc.stderr)
         run = GitlabRun(proc.returncode, log)
         for line in log.splitlines():
