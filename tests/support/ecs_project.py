@@ -185,8 +185,11 @@ def use_ecs(cfg: dict[str, Any], infra: AwsInfra, plane: DataPlane, *, canary: d
     cfg["deploy"]["ecs"] = infra.ecs_config(**{"endpoint": plane.endpoint, "test_endpoint": plane.test_endpoint,
                                                "poll_interval": 0.5, "health_timeout": 120, **ecs})
     # The rig publishes ALB metrics at 1-second resolution as they happen: read them at once.
+    # moto answers GetMetricData by scanning every datapoint it holds, inside the test process: on a
+    # loaded machine a read can take longer than the product's 10 s (three in a row end a bake).
     cfg["deploy"]["canary"].update({"source": "cloudwatch",
-                                    "sources": {"cloudwatch": {"period": 1, "delay": 2, "lookback": 30}}},
+                                    "sources": {"cloudwatch": {"period": 1, "delay": 2, "lookback": 30,
+                                                               "read_timeout": 60}}},
                                    **(canary or {}))
 
 

@@ -10,7 +10,7 @@ from mlcicd import plugins
 from mlcicd.config import parse_config
 from mlcicd.delivery.metrics import open_source
 from mlcicd.delivery.targets import open_target
-from mlcicd.errors import ConfigError
+from mlcicd.errors import ConfigError, MlciError
 from mlcicd.operations import plugin_lines
 
 MINIMAL = {"data": {"label": "y"}, "mlflow": {"model_name": "m"}}
@@ -144,3 +144,14 @@ def test_cloudwatch_reads_in_the_ecs_targets_region_unless_given_its_own(cloudwa
     cfg = parse_config({**MINIMAL, "deploy": {"target": "ecs", "ecs": ECS_SECTION, "canary": {
         "source": "cloudwatch", "sources": {"cloudwatch": cloudwatch}}}})
     assert open_source(cfg).cfg.region == expected  # type: ignore[attr-defined]
+
+
+def test_cloudwatch_read_timeout_reaches_the_client_and_a_bad_one_names_the_key():
+    cfg = parse_config({**MINIMAL, "deploy": {"target": "ecs", "ecs": ECS_SECTION, "canary": {
+        "source": "cloudwatch", "sources": {"cloudwatch": {"read_timeout": 45}}}}})
+    source = open_source(cfg)
+    assert source.client.meta.config.read_timeout == 45  # type: ignore[attr-defined]
+    bad = {**MINIMAL, "deploy": {"target": "ecs", "ecs": ECS_SECTION, "canary": {
+        "source": "cloudwatch", "sources": {"cloudwatch": {"read_timeout": 0}}}}}
+    with pytest.raises(MlciError, match="read_timeout"):
+        open_source(parse_config(bad))

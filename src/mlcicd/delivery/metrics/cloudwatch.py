@@ -61,12 +61,18 @@ class CloudWatchConfig:
     lookback: float = 3600.0
     # Where the model server's EMF prediction metrics land.
     namespace: str = DEFAULT_NAMESPACE
+    # Seconds one GetMetricData call may take before the look counts as unreadable (the monitor
+    # looks again next interval; three unreadable looks in a row end the bake inconclusive).
+    read_timeout: float = 10.0
 
     def check(self) -> None:
         if self.period not in (1, 5, 10, 30) and (self.period < 60 or self.period % 60):
             raise SettingsError("period", f"{self.period} is not a CloudWatch period",
                                 "use 60 (or a multiple of 60) for ALB metrics; 1, 5, 10 or 30 only for "
                                 "high-resolution metrics")
+        if self.read_timeout <= 0:
+            raise SettingsError("read_timeout", f"must be positive, got {self.read_timeout}",
+                                "e.g. `read_timeout: 10` (seconds)")
         for key in ("delay", "lookback"):
             if getattr(self, key) < 0:
                 raise SettingsError(key, f"must not be negative, got {getattr(self, key)}",
@@ -106,7 +112,7 @@ class CloudWatchSource:
             from mlcicd.aws import client
 
             # A look must not hang: few retries, short reads (the monitor looks again next interval).
-            self._client = client("cloudwatch", self.cfg.region, attempts=2, read_timeout=10.0,
+            self._client = client("cloudwatch", self.cfg.region, attempts=2, read_timeout=self.cfg.read_timeout,
                                   region_key="deploy.canary.sources.cloudwatch.region")
         return self._client
 
