@@ -15,20 +15,15 @@ TEST_PACKAGES_NO_RECOMMENDS := prometheus
 
 .PHONY: setup demo test lint system-demo system-test e2e-tools base-image clean
 
-# One stamp per install: `make lint` installs less than `make setup`, so neither can stand for the other.
-$(VENV)/.setup: pyproject.toml
+# One stamp per installed extra (.dev, .lint): `make lint` installs less than `make setup`, so
+# neither can stand for the other.
+$(VENV)/.%: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q -e '.[$*]'
 	@touch $@
 
-setup: $(VENV)/.setup
-
-$(VENV)/.lint: pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[lint]'
-	@touch $@
+setup: $(VENV)/.dev
 
 ## The checks CI's lint job runs: ruff, mypy, generated files, the CI-YAML linters. The lint extra
 ## leaves out the ML libraries, so a fresh runner is ready in about a minute.
