@@ -65,3 +65,17 @@ def test_mlci_gen_check_plans_from_the_config():
     assert line.startswith("warning: deploy.canary.duration is 60 s") and "set deploy.canary.duration: " in line
     fine = {**raw, "deploy": {"canary": {"expected_rps": 500}}}
     assert config_lines(parse_config(fine).deploy.canary)[0].startswith("bake plan: duration 1800 s is enough")
+
+
+def test_a_first_release_plans_for_its_p99_limit_as_the_judge_shows_it():
+    """With no stable, p99 within max_p99_ms takes a few hundred requests even with none slow: planned, not a
+    surprise (a 20 s blue-green bake at ~25 canary req/s ended inconclusive on it while the plan said 19 s)."""
+    from test_analysis import Bake, Server
+
+    policy = replace(CanaryPolicy(), min_requests=1, last_look=0)
+    found = plan(policy, Observed(rps=10, error_rate=0.0), first_release=True, bounds=BOUNDS)
+    need = found.binding(0)
+    assert need is not None and need.claim == "p99 within 1,000 ms" and 250 < need.requests < 1000
+    bake = Bake(canary=Server(error_rate=0.0), first_release=True, policy=policy, rate=10, interval=1.0)
+    served = next(bake.canary.requests for _ in range(2000) if bake.look(100).decision == "promote")
+    assert served == pytest.approx(found.step_requests[0], rel=0.1)

@@ -40,3 +40,12 @@ def test_parse_workers():
     for bad in ("0", "-2", "two", "1.5"):
         with pytest.raises(ValueError, match="--workers: expected a whole number"):
             parse_workers(bad, where="--workers")
+
+
+def test_parse_concurrency():
+    from mlcicd.serving.cpus import parse_concurrency
+
+    assert parse_concurrency(None, where="x") == 1 and parse_concurrency(" 8 ", where="x") == 8
+    for bad in ("0", "-1", "many", "1.5"):
+        with pytest.raises(ValueError, match=r"\$MLCI_SERVE_CONCURRENCY: expected a whole number"):
+            parse_concurrency(bad, where="$MLCI_SERVE_CONCURRENCY")

@@ -8,6 +8,7 @@ of a healthy canary, the canary exactly as good as the stable, and bisects for t
 of canary requests at which each claim is first shown:
 
 * every step: its error-rate claim on its own traffic (the step margin) and ``min_requests``;
+* a first release (no stable to compare with): the error rate and p99 within their absolute limits;
 * the last step: the error rate's promote margin, each latency quantile and the prediction mix
   on all the traffic since the analysis began (the last step lasts until the pooled counts
   suffice);
@@ -34,6 +35,7 @@ from mlcicd.delivery import histograms as hg
 from mlcicd.delivery import mixes
 from mlcicd.delivery import sequential as seq
 from mlcicd.delivery.checks.error_rate import promote_margin, step_margin
+from mlcicd.delivery.checks.latency import MIN_LATENCY_SAMPLES
 from mlcicd.delivery.claims import Margin, noninferior
 from mlcicd.report import Check, Status
 
@@ -197,6 +199,9 @@ def plan(policy: CanaryPolicy, seen: Observed, *, first_release: bool = False,
     if first_release:
         needs.append(Need(0, 100, "error rate within the first-release limit",
                           max(_first_release_requests(r, chk.error_rate.max, alpha) for r in rates)))
+        if chk.latency.mode == "enforce":  # at most 1% slower than max_p99_ms: ~300 requests even with none slower
+            needs.append(Need(0, 100, f"p99 within {chk.latency.max_p99_ms:,.0f} ms", max(
+                float(MIN_LATENCY_SAMPLES), _first_release_requests(0.0, 0.01, alpha))))
     out = Plan(weights, needs, seen.rps, policy.last_look, rates)
     out.step_requests = [max((n.requests for n in needs if n.step == i), default=0.0) for i in range(len(weights))]
     if not first_release and chk.error_rate.mode == "enforce":
@@ -254,9 +259,10 @@ def _mix_counts(mix: Mapping[str, float] | None, n: float, ratio: float) -> tupl
     return shares * n, shares * n * ratio
 
 
-def plan_check(plan: Plan, duration: float) -> Check:
-    """The bake plan as a report check: a warning, naming the duration to set, when the bake is too short."""
-    advice = plan.advice(duration)
+def plan_check(plan: Plan, duration: float, key: str = "deploy.canary.duration") -> Check:
+    """The bake plan as a report check: a warning, naming the duration to set (at ``key``), when the bake is too
+    short."""
+    advice = plan.advice(duration, key)
     if advice:
         return Check("bake_plan", Status.WARN, advice, observed=duration, expected=plan.recommended)
     if plan.rps is None:

@@ -121,8 +121,10 @@ class CanaryAnalysis:
     def __init__(self, target: Target, source: MetricSource, policy: CanaryPolicy, registry: Registry, *,
                  log: Callable[[str], None], clock: Callable[[], float] = time.time,
                  sleep: Callable[[float], object] = time.sleep,
-                 stopped: Callable[[], str | None] = lambda: None, blue_green: bool = False) -> None:
+                 stopped: Callable[[], str | None] = lambda: None, blue_green: bool = False,
+                 duration_key: str = "deploy.canary.duration") -> None:
         self.target = target
+        self.duration_key = duration_key  # where the user sets the bake's length (named in the plan's advice)
         # Blue-green: the new version already has all traffic and the old one waits warm; judge the new
         # one on absolute limits for the whole window (no second version to compare with), and switch
         # back at once on a regression.
@@ -342,7 +344,7 @@ class _Walk:
                 bounds = tuple(sorted(seen.latency)) if seen.latency else ()
                 self.plan = planner.plan(self.owner.policy, seen, first_release=self.first_release, bounds=bounds)
                 self.planned_step = step.index
-                advice = self.plan.advice(self.owner.policy.duration)
+                advice = self.plan.advice(self.owner.policy.duration, self.owner.duration_key)
                 self.owner.log(f"warning: {advice}" if advice else f"bake plan: {self.plan.summary()}")
         if self.plan is None or last_look_at is not None:
             return ""

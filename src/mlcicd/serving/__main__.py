@@ -1,7 +1,10 @@
 """``python -m mlcicd.serving --model-dir DIR --port P --model-name N --model-version V [--workers W]``.
 
 ``--workers`` (or ``MLCI_SERVE_WORKERS``; default ``auto``: the CPUs the process may use)
-worker processes serve behind the one port; with 1 the server is a single process. Either
+worker processes serve behind the one port; with 1 the server is a single process. Each worker
+predicts ``--concurrency`` (or ``MLCI_SERVE_CONCURRENCY``; default 1) requests at once and
+queues the rest in arrival order: CPU-bound models answer fastest one at a time, a model that
+waits on I/O (a feature store, a remote call) wants more. Either
 way ``/health`` answers 200 from the moment the port is bound and ``/ready`` 200 once the
 model is loaded; SIGTERM drains in-flight requests and exits 0. One log line when the
 model is ready and one when the server stops; none per request.
@@ -16,7 +19,7 @@ import sys
 from pathlib import Path
 
 from mlcicd.net import is_loopback
-from mlcicd.serving.cpus import WORKERS_ENV, parse_workers
+from mlcicd.serving.cpus import CONCURRENCY_ENV, WORKERS_ENV, parse_concurrency, parse_workers
 from mlcicd.serving.worker import log
 
 
@@ -33,6 +36,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--workers", default=None,
                         help=f"worker processes behind the port: a number or `auto` (the usable CPUs); "
                         f"default ${WORKERS_ENV}, else auto")
+    parser.add_argument("--concurrency", default=None,
+                        help=f"requests each worker predicts at once, the rest in arrival order; "
+                        f"default ${CONCURRENCY_ENV}, else 1")
     # Set by the supervisor for its workers: inherited listening socket and control channel.
     parser.add_argument("--listen-fd", type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--control-fd", type=int, default=None, help=argparse.SUPPRESS)
@@ -45,6 +51,14 @@ def main(argv: list[str] | None = None) -> int:
     if not is_loopback(args.host) and not args.allow_remote:
         log(f"refusing to bind {args.host}: the server has no authentication. Use --host 127.0.0.1, "
             "or pass --allow-remote behind a proxy that authenticates")
+        return 2
+    try:
+        args.concurrency = parse_concurrency(args.concurrency if args.concurrency is not None
+                                             else os.environ.get(CONCURRENCY_ENV),
+                                             where="--concurrency" if args.concurrency is not None
+                                             else f"${CONCURRENCY_ENV}")
+    except ValueError as exc:
+        log(f"{exc}; e.g. --concurrency 1 (CPU-bound models), or 8 for a model that waits on I/O")
         return 2
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     from mlcicd.serving import worker

@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 
 WORKERS_ENV = "MLCI_SERVE_WORKERS"
+CONCURRENCY_ENV = "MLCI_SERVE_CONCURRENCY"
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 
 
@@ -56,4 +57,13 @@ def parse_workers(value: str | None, *, where: str) -> int:
         count = 0
     if count < 1:
         raise ValueError(f"{where}: expected a whole number of worker processes >= 1 or `auto`, got {value!r}")
+    return count
+
+
+def parse_concurrency(value: str | None, *, where: str) -> int:
+    """Requests a worker predicts at once: nothing -> 1; otherwise a whole number >= 1. ValueError names ``where``."""
+    text = (value or "1").strip()
+    count = int(text) if text.isdigit() else 0
+    if count < 1:
+        raise ValueError(f"{where}: expected a whole number of requests at once >= 1, got {value!r}")
     return count

@@ -7,6 +7,7 @@ pandas, numpy) loads after the port is bound, so ``/health`` answers while it lo
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import json
 import socket
@@ -20,6 +21,39 @@ from typing import Any
 from mlcicd.serving.balance import DEFER, Balance
 from mlcicd.serving.metrics import ServerMetrics
 from mlcicd.serving.service import ACCEPTED, MAX_BODY, BadRequest, ModelService, to_json_predictions
+
+
+class Turns:
+    """At most ``permits`` requests at once, the rest served in arrival order.
+
+    One thread per connection: with all of them predicting at once, each request is slowed by
+    all the others under the GIL, and the GIL (like ``threading.Lock``) wakes an arbitrary
+    waiter, so with 8 connections some requests waited through several turns (p99 2.5x the
+    median; taking turns brought it to 1.3x in bench/serve.py). A model that waits on I/O
+    rather than the CPU wants more permits (``--concurrency``).
+    """
+
+    def __init__(self, permits: int = 1) -> None:
+        self._guard = threading.Lock()
+        self._waiters: collections.deque[threading.Lock] = collections.deque()
+        self._free = permits
+
+    def __enter__(self) -> None:
+        with self._guard:
+            if self._free > 0:
+                self._free -= 1
+                return
+            turn = threading.Lock()
+            turn.acquire()
+            self._waiters.append(turn)
+        turn.acquire()  # released by a finishing request, which handed its permit to this one
+
+    def __exit__(self, *_exc: object) -> None:
+        with self._guard:
+            if self._waiters:
+                self._waiters.popleft().release()
+            else:
+                self._free += 1
 
 
 class ModelHTTPServer(ThreadingHTTPServer):
@@ -36,7 +70,7 @@ class ModelHTTPServer(ThreadingHTTPServer):
     request_queue_size = 128
 
     def __init__(self, address: tuple[str, int], service: ModelService, metrics: ServerMetrics,
-                 sock: socket.socket | None = None, balance: Balance | None = None) -> None:
+                 sock: socket.socket | None = None, balance: Balance | None = None, concurrency: int = 1) -> None:
         self.service = service
         self.metrics = metrics
         self.stopping = False
@@ -48,6 +82,7 @@ class ModelHTTPServer(ThreadingHTTPServer):
         self.balance = balance
         self.connections = 0
         self._conn_lock = threading.Lock()
+        self.turns = Turns(concurrency)
         super().__init__(address, Handler, bind_and_activate=sock is None)
         if sock is not None:
             self.socket.close()
@@ -156,8 +191,9 @@ class Handler(BaseHTTPRequestHandler):
         self.server.enter()
         code = 500
         try:
-            code, payload, rows = self._invoke()
-            self._json(code, payload)
+            with self.server.turns:
+                code, payload, rows = self._invoke()
+                self._json(code, payload)
             if rows:
                 self.server.metrics.observe_predictions(rows)
         finally:

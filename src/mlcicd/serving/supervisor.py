@@ -57,7 +57,8 @@ class Worker:
 def worker_argv(args: argparse.Namespace) -> list[str]:
     """The command line of a worker: the supervisor's own options, without ``--workers``."""
     argv = [sys.executable, "-m", "mlcicd.serving", "--port", str(args.port), "--host", args.host,
-            "--model-dir", args.model_dir, "--model-name", args.model_name, "--model-version", args.model_version]
+            "--model-dir", args.model_dir, "--model-name", args.model_name, "--model-version", args.model_version,
+            "--concurrency", str(args.concurrency)]
     if args.run_id:
         argv += ["--run-id", args.run_id]
     if args.allow_remote:

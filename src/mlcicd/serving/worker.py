@@ -66,7 +66,8 @@ def serve(args: argparse.Namespace, *, sock: socket.socket | None = None,
     service = ModelService(args.model_name, args.model_version, args.run_id)
     metrics = ServerMetrics(args.model_name, args.model_version, args.run_id)
     try:
-        server = ModelHTTPServer((args.host, args.port), service, metrics, sock=sock, balance=balance)
+        server = ModelHTTPServer((args.host, args.port), service, metrics, sock=sock, balance=balance,
+                                 concurrency=args.concurrency)
     except OSError as exc:
         log(f"cannot listen on {args.host}:{args.port}: {exc}")
         return 1

@@ -52,8 +52,9 @@ def run(ctx: StageContext) -> StageResult:
                          fix="run deploy-canary first")
     blue_green = ctx.config.deploy.strategy == "blue-green" and state.stable is not None
     # Blue-green watches the window the old version stays warm, unless a duration was passed.
-    duration = ctx.config.deploy.blue_green.keep_seconds if blue_green and not ctx.inputs.given("duration") \
-        else float(ctx.inputs.duration)
+    window = blue_green and not ctx.inputs.given("duration")
+    duration = ctx.config.deploy.blue_green.keep_seconds if window else float(ctx.inputs.duration)
+    duration_key = "deploy.blue_green.keep_seconds" if window else "deploy.canary.duration"
     policy = dataclasses.replace(
         ctx.config.deploy.canary,
         duration=duration, interval=float(ctx.inputs.interval),
@@ -76,14 +77,15 @@ def run(ctx: StageContext) -> StageResult:
         policy = dataclasses.replace(policy, last_look=watch)
     with Cancellation() as cancel:
         analysis = CanaryAnalysis(session.target, source, policy, session.registry, log=ctx.ci.log,
-                                  sleep=cancel.wait, stopped=cancel.stopped, blue_green=blue_green)
+                                  sleep=cancel.wait, stopped=cancel.stopped, blue_green=blue_green,
+                                  duration_key=duration_key)
         traffic = _start_traffic(ctx, state.endpoint or "")
         try:
             result = analysis.run(state)
         finally:
             load = traffic.stop(timeout=0.5 if cancel.stopped() else None).as_dict() if traffic is not None else None
     return _result(result, policy, state.stable is None, load, state.canary.release.version,
-                   state.stable.release.version if state.stable else None)
+                   state.stable.release.version if state.stable else None, duration_key)
 
 
 def _action(decision: str, on_inconclusive: str) -> str:
@@ -93,13 +95,13 @@ def _action(decision: str, on_inconclusive: str) -> str:
 
 
 def _result(analysis: Analysis, policy: Any, first_release: bool, load: dict[str, Any] | None,
-            canary_version: str, stable_version: str | None) -> StageResult:
+            canary_version: str, stable_version: str | None, duration_key: str) -> StageResult:
     judgement = analysis.judgement
     if analysis.cancelled:
         return _cancelled(analysis, policy, load, canary_version, stable_version)
     # A split somebody else set is theirs: no automatic rollback acts on it (hold, and say why).
     action = "hold" if analysis.router_changed else _action(analysis.decision, policy.on_inconclusive)
-    checks = [_check(m) for m in judgement.metrics] + _plan_checks(analysis, policy)
+    checks = [_check(m) for m in judgement.metrics] + _plan_checks(analysis, policy, duration_key)
     passed = [s for s in analysis.steps if s.outcome == "promote"]
     walk = ", ".join(f"{s.weight}%" for s in passed)
     summary = f"{analysis.decision} after {analysis.elapsed:.0f} s: {judgement.reason}"
@@ -108,7 +110,7 @@ def _result(analysis: Analysis, policy: Any, first_release: bool, load: dict[str
     if analysis.traffic_off_seconds is not None:
         summary += f" — canary taken out of traffic in {analysis.traffic_off_seconds:.2f} s"
     if analysis.decision == "inconclusive" and analysis.plan is not None:
-        advice = analysis.plan.advice(policy.duration)
+        advice = analysis.plan.advice(policy.duration, duration_key)
         if advice:
             summary += f". The bake was too short for this traffic: {advice}"
     return StageResult(
@@ -131,9 +133,10 @@ def _figures(analysis: Analysis, first_release: bool, load: dict[str, Any] | Non
                                                "step_requests": plan.step_requests}}
 
 
-def _plan_checks(analysis: Analysis, policy: Any) -> list[Check]:
+def _plan_checks(analysis: Analysis, policy: Any, duration_key: str) -> list[Check]:
     """What the bake plan said at the traffic seen: a warning when the duration was too short for it."""
-    return [] if analysis.plan is None else [planner.plan_check(analysis.plan, policy.duration)]
+    return [] if analysis.plan is None else [planner.plan_check(analysis.plan, policy.duration,
+                                                                       duration_key)]
 
 
 def _cancelled(analysis: Analysis, policy: Any, load: dict[str, Any] | None, canary_version: str,
