@@ -30,7 +30,7 @@ def test_ci_lint_job_passes_on_this_checkout(suite: Path, tmp_path: Path) -> Non
     git(root, "add", "-A")
     git(root, "commit", "-q", "-m", "this checkout")
     env = clean_env(HOME=str(tmp_path / "home"), PIP_CACHE_DIR=str(Path.home() / ".cache" / "pip"))
-    run = run_act(root, WORKFLOW, "-j", "lint", env=env, timeout=900)
+    run = run_act(root, WORKFLOW, "-j", "lint", env=env, work=tmp_path / "act", timeout=900)
     assert run.code == 0, run.tail(80)
     assert run.results == {"lint": "success"}, run.tail(80)
     # Every linter ran (make stops at the first failure, so success alone would not say which ran).

@@ -5,7 +5,8 @@ small composite actions that do what the real ones do, against act's own artifac
 (``--artifact-server-path``): the v4 protocol the real actions speak, Twirp RPCs with JSON
 bodies at ``$ACTIONS_RESULTS_URL/twirp/github.actions.results.api.v1.ArtifactService/*``,
 authorised by the job's ``$ACTIONS_RUNTIME_TOKEN`` (a JWT whose ``scp`` claim names the run
-and job: ``Actions.Results:<run>:<job>``). Upload zips the path, creates the artifact, PUTs
+and job: ``Actions.Results:<run>:<job>``). Upload zips the paths (one a line, under their least
+common ancestor, as the real action stores them), creates the artifact, PUTs
 the zip to the signed URL and finalizes it; download lists the run's artifacts, asks for a
 signed URL of each match and unzips it. The outputs are the real ones (``artifact-id``,
 ``artifact-url``, ``artifact-digest``; ``download-path``).
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import fnmatch
+import glob
 import hashlib
 import io
 import json
@@ -96,25 +98,42 @@ def _output(**values: str) -> None:
         fh.writelines(f"{k}={v}\n" for k, v in values.items())
 
 
-def _zip(path: Path) -> bytes:
+def _search(paths: str) -> tuple[Path, list[Path]]:
+    """The files of ``paths`` (one a line, globs allowed) and the root they are stored under.
+
+    As the real action does: the root is the least common ancestor of the search paths (a
+    directory's own path, a file's parent), so one directory uploads its contents, and files of
+    one directory upload without it."""
+    found: list[Path] = []
+    for line in filter(None, (raw.strip() for raw in paths.splitlines())):
+        found += [Path(p) for p in sorted(glob.glob(line, recursive=True))] if glob.has_magic(line) else [Path(line)]
+    found = [p for p in found if p.exists()]
+    if not found:
+        return Path("."), []
+    root = Path(os.path.commonpath([str((p if p.is_dir() else p.parent).resolve()) for p in found]))
+    files = {f.resolve() for p in found for f in ([q for q in p.rglob("*") if q.is_file()] if p.is_dir() else [p])}
+    return root, sorted(files)
+
+
+def _zip(root: Path, files: list[Path]) -> bytes:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
         for file in files:
-            archive.write(file, file.relative_to(path) if path.is_dir() else file.name)
+            archive.write(file, file.relative_to(root))
     return buffer.getvalue()
 
 
 def upload() -> int:
-    name, path = os.environ["INPUT_NAME"], Path(os.environ["INPUT_PATH"])
-    if not path.exists() or (path.is_dir() and not any(p.is_file() for p in path.rglob("*"))):
+    name, paths = os.environ["INPUT_NAME"], os.environ["INPUT_PATH"]
+    root, files = _search(paths)
+    if not files:
         mode = os.environ.get("INPUT_IF_NO_FILES_FOUND") or "warn"
         print(f"{'::error::' if mode == 'error' else '::warning::' if mode == 'warn' else ''}"
-              f"No files were found with the provided path: {path}. No artifacts will be uploaded.")
+              f"No files were found with the provided path: {paths.strip()}. No artifacts will be uploaded.")
         return 1 if mode == "error" else 0
     ids = _backend_ids()
     created = _rpc("CreateArtifact", {**ids, "name": name, "version": 4})
-    content = _zip(path)
+    content = _zip(root, files)
     put = urllib.request.Request(created["signedUploadUrl"] + "&comp=block", data=content, method="PUT",
                                  headers={"Content-Type": "application/octet-stream"})
     urllib.request.urlopen(put, timeout=60).close()
