@@ -12,14 +12,13 @@ import contextlib
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import requests
 
-from mlcicd.delivery.targets.processes import free_port
+from mlcicd.delivery.targets.processes import free_port, wait_http_ok
 
 PYPI = "https://pypi.org/simple"
 
@@ -61,16 +60,8 @@ def running_index(home: Path) -> Iterator[PackageIndex]:
                             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     try:
         url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if requests.get(f"{url}/health", timeout=1).status_code == 200:
-                    break
-            except requests.ConnectionError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"pypiserver did not start:\n{(home / 'index.log').read_text()}")
-            time.sleep(0.1)
+        if not wait_http_ok(f"{url}/health", 60, pid=proc.pid):
+            raise RuntimeError(f"pypiserver did not start:\n{(home / 'index.log').read_text()}")
         yield PackageIndex(url, packages)
     finally:
         proc.terminate()
