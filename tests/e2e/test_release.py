@@ -6,8 +6,8 @@ job on this host: the build job builds the sdist and wheel, the pypi job uploads
 job builds the job image from the wheel with buildah and pushes it, the github-release job creates
 the release and moves `v9`. Then users take the release: pip installs `ml-cicd==9.8.7` from the
 index into a fresh venv, the pushed image is pulled and run, and a GitLab pipeline includes a
-component of the release (at `@9.8`: see GitLab below). Every test reads the one release run (module fixtures: one act run, one
-index, one registry), so the file pays for the release once.
+component of the release (at `@9.8`: see GitLab below). Every test reads the one release run
+(module fixtures: one act run, one index, one registry), so the file pays for the release once.
 
 The stand-ins, all on 127.0.0.1, started here and stopped by PID, each for something this machine
 cannot reach (no network but the package registries) or must not touch:

@@ -24,7 +24,7 @@ from typing import Any
 import requests
 import yaml
 
-from mlcicd.delivery.targets.processes import free_port
+from mlcicd.delivery.targets.processes import free_port, stop_pid
 
 BUSYBOX = Path("/bin/busybox")
 TOOLS = ("buildah", "skopeo", "docker-registry")
@@ -79,11 +79,7 @@ def running_registry(home: Path, users: dict[str, str] | None = None,
             time.sleep(0.05)
         yield f"127.0.0.1:{port}"
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_pid(proc.pid, timeout=10)
         log.close()
 
 

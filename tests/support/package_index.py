@@ -18,7 +18,7 @@ from pathlib import Path
 
 import requests
 
-from mlcicd.delivery.targets.processes import free_port, wait_http_ok
+from mlcicd.delivery.targets.processes import free_port, stop_pid, wait_http_ok
 
 PYPI = "https://pypi.org/simple"
 
@@ -64,12 +64,7 @@ def running_index(home: Path) -> Iterator[PackageIndex]:
             raise RuntimeError(f"pypiserver did not start:\n{(home / 'index.log').read_text()}")
         yield PackageIndex(url, packages)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
+        stop_pid(proc.pid, timeout=10)
         log.close()
 
 
