@@ -52,11 +52,10 @@ def main(argv: list[str] | None = None) -> int:
         log(f"refusing to bind {args.host}: the server has no authentication. Use --host 127.0.0.1, "
             "or pass --allow-remote behind a proxy that authenticates")
         return 2
+    given = args.concurrency is not None
     try:
-        args.concurrency = parse_concurrency(args.concurrency if args.concurrency is not None
-                                             else os.environ.get(CONCURRENCY_ENV),
-                                             where="--concurrency" if args.concurrency is not None
-                                             else f"${CONCURRENCY_ENV}")
+        args.concurrency = parse_concurrency(args.concurrency if given else os.environ.get(CONCURRENCY_ENV),
+                                             where="--concurrency" if given else f"${CONCURRENCY_ENV}")
     except ValueError as exc:
         log(f"{exc}; e.g. --concurrency 1 (CPU-bound models), or 8 for a model that waits on I/O")
         return 2

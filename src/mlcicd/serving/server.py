@@ -191,9 +191,8 @@ class Handler(BaseHTTPRequestHandler):
         self.server.enter()
         code = 500
         try:
-            with self.server.turns:
-                code, payload, rows = self._invoke()
-                self._json(code, payload)
+            code, payload, rows = self._invoke()
+            self._json(code, payload)
             if rows:
                 self.server.metrics.observe_predictions(rows)
         finally:
@@ -208,17 +207,20 @@ class Handler(BaseHTTPRequestHandler):
             return 400, {"error_code": "BAD_REQUEST", "message": str(exc)}, []
         if not service.ready.is_set():
             return 503, {"error_code": "NOT_READY", "message": "the model is still loading"}, []
-        try:
-            data, params = service.parse(body, self.headers.get("Content-Type", ""))
-        except BadRequest as exc:
-            return 400, {"error_code": "BAD_REQUEST", "message": f"{exc}. Accepted: {ACCEPTED}"}, []
-        try:
-            # Every failure of predict counts as the model's, schema mismatches included: the canary
-            # judge reads 5xx, and a version that rejects what clients send is a failing version.
-            raw = service.predict(data, params)
-            predictions, rows = to_json_predictions(raw)
-        except Exception as exc:
-            return 500, {"error_code": "MODEL_ERROR", "message": f"{type(exc).__name__}: {exc}"}, []
+        # Only the model's work takes a turn: reading the body and writing the answer wait on the
+        # client's socket, and a slow client must not hold up the requests queued behind it.
+        with self.server.turns:
+            try:
+                data, params = service.parse(body, self.headers.get("Content-Type", ""))
+            except BadRequest as exc:
+                return 400, {"error_code": "BAD_REQUEST", "message": f"{exc}. Accepted: {ACCEPTED}"}, []
+            try:
+                # Every failure of predict counts as the model's, schema mismatches included: the canary
+                # judge reads 5xx, and a version that rejects what clients send is a failing version.
+                raw = service.predict(data, params)
+                predictions, rows = to_json_predictions(raw)
+            except Exception as exc:
+                return 500, {"error_code": "MODEL_ERROR", "message": f"{type(exc).__name__}: {exc}"}, []
         return 200, {"predictions": predictions}, rows
 
     def _body(self) -> bytes:

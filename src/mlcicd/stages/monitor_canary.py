@@ -135,8 +135,7 @@ def _figures(analysis: Analysis, first_release: bool, load: dict[str, Any] | Non
 
 def _plan_checks(analysis: Analysis, policy: Any, duration_key: str) -> list[Check]:
     """What the bake plan said at the traffic seen: a warning when the duration was too short for it."""
-    return [] if analysis.plan is None else [planner.plan_check(analysis.plan, policy.duration,
-                                                                       duration_key)]
+    return [] if analysis.plan is None else [planner.plan_check(analysis.plan, policy.duration, duration_key)]
 
 
 def _cancelled(analysis: Analysis, policy: Any, load: dict[str, Any] | None, canary_version: str,
