@@ -67,10 +67,10 @@ e2e-tools: $(E2E_TOOLS)/node_modules/.bin/gitlab-ci-local
 ## end-to-end (generated pipelines on act and gitlab-ci-local).
 # Three pytest workers, each taking a whole test file at a time (--dist loadfile), so a file's module
 # fixtures (an ECS project, an image registry, a CI runner's home) are set up once. Most tests wait
-# on bakes, CI runners and servers with a core to spare: the two long end-to-end files (act,
-# gitlab-ci-local) take two workers for most of the run, and the third keeps the cores busy with the rest.
-# Files go in collection order (--no-loadscope-reorder): the long end-to-end files first, the
-# short unit files last to fill the gaps (xdist would otherwise start with the files of most tests).
+# on bakes, CI runners and servers with a core to spare. Files go in the order tests/conftest.py
+# gives them (--no-loadscope-reorder): the long end-to-end files first, spread over the three
+# workers, then the long integration files, and the short unit files last to fill the gaps
+# (xdist would otherwise start with the files of most tests).
 TEST_WORKERS ?= 3
 test: system-test setup e2e-tools
 	$(BIN)/ruff check src tests

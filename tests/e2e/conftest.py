@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from aws_rig import moto_fixture
 from consumer import export_tree
+from gitlab_runner import GitlabLocal, bare_components, gitlab_runner, job_venv
 from image_registry import missing_tools, push_busybox_base, running_registry
 from mlflow_server import MlflowServer, running_mlflow_server
 from runners import Images, require
@@ -40,3 +41,25 @@ def images(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Images]:
     home = tmp_path_factory.mktemp("e2e-images")
     with running_registry(home / "registry") as address:
         yield Images(address, push_busybox_base(address, home / "base"), home / "buildah")
+
+
+# Per test file (module scope): each file runs on one pytest worker, and these are homes of runs.
+@pytest.fixture(scope="module")
+def runner_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """act's HOME: its work and the runner tool cache, where the actions keep their venv."""
+    return tmp_path_factory.mktemp("act-home")
+
+
+@pytest.fixture(scope="module")
+def components(suite: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return bare_components(suite, tmp_path_factory.mktemp("components"))
+
+
+@pytest.fixture(scope="module")
+def job_python(suite: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    return job_venv(suite, tmp_path_factory.mktemp("job-python"))
+
+
+@pytest.fixture(scope="module")
+def gitlab_local(components: Path, job_python: tuple[Path, Path], images: Images) -> GitlabLocal:
+    return gitlab_runner(components, job_python, images)

@@ -334,7 +334,7 @@ def test_a_gitlab_component_at_the_release_tag_runs_the_release(release: Release
     (tmp_path / "home").mkdir()
     env = clean_env(HOME=str(tmp_path / "home"), PIP_CACHE_DIR=str(Path.home() / ".cache" / "pip"))
     env["PATH"] = os.pathsep.join([str(venv / "bin"), str(NODE_BIN), env["PATH"]])
-    # GitLab's org/ml-cicd is its bare repository, by each spelling gitlab-ci-local uses (see test_gitlab_ci_local).
+    # GitLab's org/ml-cicd is its bare repository, by each spelling gitlab-ci-local uses (gitlab_runner.py).
     urls = [f"https://{GITLAB}/{REPOSITORY}.git", f"git@{GITLAB}:{REPOSITORY}.git",
             f"https://{GITLAB}:443/{REPOSITORY}.git"]
     env["GIT_CONFIG_COUNT"] = str(len(urls))

@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import sys
 import tarfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ import yaml
 
 from mlcicd.config import load_config
 from mlcicd.delivery.targets import open_target
-from mlcicd.delivery.traffic import LoadGenerator, probe_versions, read_rows
+from mlcicd.delivery.traffic import LoadGenerator, TrafficStats, probe_versions, read_rows
 from mlcicd.registry import Registry
 
 REPO = Path(__file__).resolve().parents[2]
@@ -134,9 +135,30 @@ class Consumer:
         return Registry.from_config(load_config(self.root / "mlci.yaml"))
 
 
+@dataclass
+class BakeTraffic:
+    """The users' pace: ``full`` requests/s while a bake may be judging, a trickle otherwise.
+
+    A bake is judging while two versions answer (a canary) or while a version is new (a first
+    release, a canary's first seconds). Between bakes (training, gates, image builds) a trickle
+    still checks that users are always answered, and leaves the CPU to the jobs: the e2e
+    pipelines run for many minutes on two cores, mostly outside their bakes.
+    """
+
+    full: float
+    trickle: float = 5.0
+    new_for: float = 300.0  # longer than a healthy bake of these tests takes, first release included
+
+    def __call__(self, stats: TrafficStats) -> float:
+        answering = stats.answering(within=5.0)
+        now = time.monotonic()
+        judging = len(answering) > 1 or any(now - first < self.new_for for first in answering.values())
+        return self.full if judging else min(self.trickle, self.full)
+
+
 def production_users(repo: Path, endpoint: str, rate: float) -> LoadGenerator:
     """Users of the deployed model: the example's eval rows, about one in ten without an income (as
-    production sends them)."""
+    production sends them), at ``rate`` requests/s while a bake may be judging (:class:`BakeTraffic`)."""
     rows = read_rows(repo / "data" / "eval.csv", drop=("default",))
 
     def missing_income(i: int, row: dict[str, Any]) -> dict[str, Any]:
@@ -145,4 +167,4 @@ def production_users(repo: Path, endpoint: str, rate: float) -> LoadGenerator:
             row["income"] = None
         return row
 
-    return LoadGenerator(endpoint, rows, rate=rate, workers=4, mutate=missing_income, timeout=3.0)
+    return LoadGenerator(endpoint, rows, rate=BakeTraffic(rate), workers=4, mutate=missing_income, timeout=3.0)

@@ -97,3 +97,27 @@ def test_load_generator_resends_once_when_a_kept_alive_connection_closes_and_cou
         server.server_close()
     assert stats["codes"] == {"200": 5} and stats["connection_errors"] == 0
     assert stats["resent"] == 1
+
+
+def test_a_rate_policy_sets_the_pace_from_what_the_traffic_sees(endpoint):
+    """Users who send a trickle until a second version answers, then a full load: the pace follows."""
+    import time
+
+    from mlcicd.delivery.traffic import LoadGenerator
+
+    def trickle_until_two_versions(stats) -> float:
+        return 200.0 if len(stats.answering(within=5)) > 1 else 2.0
+
+    gen = LoadGenerator(endpoint, [{"a": 1.0}], rate=trickle_until_two_versions, workers=2, max_requests=60)
+    started = time.monotonic()
+    gen.start()
+    for t in gen._threads:
+        t.join(timeout=20)
+    took = time.monotonic() - started
+    stats = gen.stats
+    # Two answers at 2/s (v1, then v2) take ~0.5 s; the other 58 at 200/s ~0.3 s; at 2/s they would take 29 s.
+    assert stats.sent == 60 and took < 5, took
+    assert set(stats.answering(within=60)) == {"1", "2"}
+    assert stats.first_seen["1"] <= stats.first_seen["2"] <= stats.last_seen["2"]
+    with pytest.raises(ValueError, match="rate must be positive"):
+        LoadGenerator(endpoint, [{"a": 1.0}], rate=lambda stats: 0.0).start()

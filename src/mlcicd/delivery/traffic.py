@@ -51,6 +51,9 @@ class TrafficStats:
     connection_errors: int = 0
     #: Requests resent once because the proxy closed an idle keep-alive connection as they were sent.
     resent: int = 0
+    #: When each version answered first and last (``time.monotonic()``).
+    first_seen: dict[str, float] = field(default_factory=dict)
+    last_seen: dict[str, float] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def record(self, code: int | None, version: str | None) -> None:
@@ -62,10 +65,19 @@ class TrafficStats:
                 self.codes[code] += 1
                 if version:
                     self.versions[version] += 1
+                    now = time.monotonic()
+                    self.first_seen.setdefault(version, now)
+                    self.last_seen[version] = now
 
     def record_resend(self) -> None:
         with self.lock:
             self.resent += 1
+
+    def answering(self, within: float) -> dict[str, float]:
+        """The versions that answered in the last ``within`` seconds, each with when it answered first."""
+        now = time.monotonic()
+        with self.lock:
+            return {v: self.first_seen[v] for v, last in self.last_seen.items() if now - last <= within}
 
     def as_dict(self) -> dict[str, Any]:
         with self.lock:
@@ -74,15 +86,23 @@ class TrafficStats:
                     "resent": self.resent}
 
 
+#: A rate that follows what the traffic sees: called with the stats before each request is scheduled.
+RatePolicy = Callable[[TrafficStats], float]
+
+
 class LoadGenerator:
-    """Send ``rate`` requests per second from ``workers`` threads until stopped or ``max_requests``."""
+    """Send ``rate`` requests per second from ``workers`` threads until stopped or ``max_requests``.
+
+    ``rate`` is a number, or a :data:`RatePolicy` asked before each request (e.g. test users
+    who send a trickle between canary bakes and a full load during them).
+    """
 
     def __init__(
         self,
         endpoint: str,
         rows: list[Row],
         *,
-        rate: float,
+        rate: float | RatePolicy,
         workers: int = 4,
         max_requests: int = 1_000_000,
         mutate: Callable[[int, Row], Row] | None = None,
@@ -102,21 +122,32 @@ class LoadGenerator:
         self._threads: list[threading.Thread] = []
         self._counter: Iterator[int] = itertools.count()
         self._counter_lock = threading.Lock()
-        self._start = 0.0
+        self._due = 0.0
 
-    def _next(self) -> int | None:
+    def _rate_now(self) -> float:
+        rate = self.rate(self.stats) if callable(self.rate) else self.rate
+        if not rate > 0:
+            raise ValueError(f"request rate must be positive, got {rate!r}")
+        return rate
+
+    def _next(self) -> tuple[int, float] | None:
+        """The next request's index and when it is due."""
         with self._counter_lock:
             i = next(self._counter)
-        return None if i >= self.max_requests else i
+            if i >= self.max_requests:
+                return None
+            if i:  # the first is due at the start
+                self._due += 1.0 / self._rate_now()
+            return i, self._due
 
     def _worker(self) -> None:
         session = requests.Session()
         while not self._stop.is_set():
-            i = self._next()
-            if i is None:
+            claimed = self._next()
+            if claimed is None:
                 return
             # Pace by schedule, not by sleeping a fixed gap: keeps the rate steady under slow replies.
-            due = self._start + i / self.rate
+            i, due = claimed
             delay = due - time.monotonic()
             if delay > 0 and self._stop.wait(delay):
                 return
@@ -150,7 +181,8 @@ class LoadGenerator:
 
 
     def start(self) -> LoadGenerator:
-        self._start = time.monotonic()
+        self._rate_now()  # a bad rate fails here, not in the worker threads
+        self._due = time.monotonic()
         for _ in range(self.workers):
             t = threading.Thread(target=self._worker, daemon=True)
             t.start()
