@@ -269,6 +269,7 @@ def test_the_image_is_deployed_as_an_ecs_task_and_answers_through_the_load_balan
         assert deployed.outputs["canary-version"] == mv.version
         (task,) = plane.tasks
         assert task.container is not None  # the image ran, not a process of this checkout
+        plane.step()  # the rig follows moto every 0.3 s, later under load: catch it up, as an ALB applies at once
         rows = pd.DataFrame([[0.9, 0.2, 0.4], [0.1, 0.5, 0.2], [0.7, 0.9, 0.8]], columns=FEATURES)
         r = requests.post(plane.endpoint + "/invocations", json={"dataframe_split": rows.to_dict(orient="split")},
                           timeout=30)

@@ -186,7 +186,10 @@ class DataPlane:
         arns = self.ecs.list_services(cluster=self.infra.cluster).get("serviceArns", [])
         if not arns:
             return []
-        found = self.ecs.describe_services(cluster=self.infra.cluster, services=arns)["services"]
+        # With the tags, as every caller asks: moto 5 keeps "include TAGS or not" in a class-wide dict,
+        # so a concurrent call without them can strip the tags from the ecs target's answer (a test saw
+        # a service without its mlci:slot tag).
+        found = self.ecs.describe_services(cluster=self.infra.cluster, services=arns, include=["TAGS"])["services"]
         return [s for s in found if s.get("status") == "ACTIVE"]
 
     def hold_restarts(self, service: str) -> None:

@@ -119,8 +119,11 @@ class Consumer:
     def endpoint(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    # Users at one pace throughout, or a trickle between bakes (:class:`BakeTraffic`).
+    steady_users = False
+
     def users(self, rate: float = 50.0) -> LoadGenerator:
-        return production_users(self.root, self.endpoint, rate)
+        return production_users(self.root, self.endpoint, rate, steady=self.steady_users)
 
     def answering_versions(self, n: int = 40) -> dict[str, int]:
         """Which model versions answer complete rows through the router right now."""
@@ -156,9 +159,10 @@ class BakeTraffic:
         return self.full if judging else min(self.trickle, self.full)
 
 
-def production_users(repo: Path, endpoint: str, rate: float) -> LoadGenerator:
+def production_users(repo: Path, endpoint: str, rate: float, *, steady: bool = False) -> LoadGenerator:
     """Users of the deployed model: the example's eval rows, about one in ten without an income (as
-    production sends them), at ``rate`` requests/s while a bake may be judging (:class:`BakeTraffic`)."""
+    production sends them), at ``rate`` requests/s: always if ``steady``, else while a bake may be
+    judging (:class:`BakeTraffic`)."""
     rows = read_rows(repo / "data" / "eval.csv", drop=("default",))
 
     def missing_income(i: int, row: dict[str, Any]) -> dict[str, Any]:
@@ -167,4 +171,5 @@ def production_users(repo: Path, endpoint: str, rate: float) -> LoadGenerator:
             row["income"] = None
         return row
 
-    return LoadGenerator(endpoint, rows, rate=BakeTraffic(rate), workers=4, mutate=missing_income, timeout=3.0)
+    return LoadGenerator(endpoint, rows, rate=rate if steady else BakeTraffic(rate), workers=4, mutate=missing_income,
+                         timeout=3.0)
