@@ -26,6 +26,8 @@ cannot reach (no network but the package registries) or must not touch:
   on PATH, as in the slim image) and this network's CA, pushed to the same registry; a
   registries.conf sends `docker.io/library/python` there, as a mirror does for an air-gapped runner.
 - actions/setup-python → tests/e2e/stand-ins/setup-python (a venv of this host's python3.11).
+- actions/attest-build-provenance → tests/e2e/stand-ins/attest-build-provenance: the in-toto SLSA
+  provenance statement of the subjects, unsigned (no Sigstore, no OIDC token), in a directory.
 - actions/upload-artifact and download-artifact → tests/support/act_artifacts.py, the real
   actions' protocol against act's own artifact server.
 - the `gh` CLI → tests/e2e/stand-ins/bin/gh, which records the release in a directory.
@@ -42,6 +44,7 @@ cannot reach (no network but the package registries) or must not touch:
 from __future__ import annotations
 
 import datetime
+import hashlib
 import json
 import os
 import re
@@ -105,6 +108,7 @@ class Release:
     registry: str  # host:port
     certs: Path  # a certs.d-style directory trusting the registry
     releases: Path  # where the gh stand-in records GitHub releases
+    attestations: Path  # where the attest stand-in writes its statements
 
 
 def buildah(storage: Path, *args: str, driver: str = "vfs", timeout: float = 300) -> subprocess.CompletedProcess[str]:
@@ -201,12 +205,14 @@ def _runner_config(work: Path, address: str, cert: Path, origin: Path) -> dict[s
         f'[storage]\ndriver = "overlay"\ngraphroot = "{work / "containers" / "root"}"\n'
         f'runroot = "{work / "containers" / "runroot"}"\n')
     (work / "releases").mkdir()
+    (work / "attestations").mkdir()
     return clean_env(
         HOME=str(work / "home"),
         PIP_CACHE_DIR=str(Path.home() / ".cache" / "pip"),
         PATH=f"{STAND_IN_BIN}{os.pathsep}{clean_env()['PATH']}",
         MLCI_E2E_TWINE=str(Path(sys.executable).with_name("twine")),
         MLCI_E2E_RELEASES=str(work / "releases"),
+        MLCI_E2E_ATTESTATIONS=str(work / "attestations"),
         SSL_CERT_FILE=str(work / "trust.pem"),
         CONTAINERS_REGISTRIES_CONF=str(work / "registries.conf"),
         CONTAINERS_STORAGE_CONF=str(work / "storage.conf"),
@@ -232,13 +238,14 @@ def release(project: Project, index: PackageIndex, registry: tuple[str, Path], p
     certs = home / "certs.d"
     certs.mkdir()
     shutil.copy(cert, certs / "ca.crt")
-    return Release(run, project, index, address, certs, work / "releases")
+    return Release(run, project, index, address, certs, work / "releases", work / "attestations")
 
 
 def test_the_release_workflow_publishes_package_image_and_github_release(release: Release) -> None:
     run = release.run
     assert run.code == 0, run.tail(120)
-    assert run.results == {job: "success" for job in ("build", "pypi", "image", "github-release")}, run.tail(120)
+    assert run.results == {job: "success" for job in ("build", "pypi", "image", "provenance", "github-release")}, \
+        run.tail(120)
     assert run.outputs["build"]["version"] == VERSION
     wheel, sdist = f"ml_cicd-{VERSION}-py3-none-any.whl", f"ml_cicd-{VERSION}.tar.gz"
     # The index has the sdist and the wheel of the version.
@@ -261,6 +268,18 @@ def test_the_release_workflow_publishes_package_image_and_github_release(release
     listed = {(re.sub(r"[-_.]+", "-", str(c.get("name"))).lower(), c.get("version"))
               for c in sbom.get("components", [])}
     assert ("ml-cicd", VERSION) in listed
+    # Build provenance (SLSA v1) names exactly what was published: the index's sdist and wheel by
+    # their bytes, the image by the digest the registry has, built from the tagged commit.
+    statements = [json.loads(p.read_text()) for p in sorted(release.attestations.glob("*.intoto.json"))]
+    assert {s["predicateType"] for s in statements} == {"https://slsa.dev/provenance/v1"}, statements
+    subjects = {(sub["name"], sub["digest"]["sha256"]) for s in statements for sub in s["subject"]}
+    tagged, image_digest = image.group(1).split("@sha256:")
+    assert subjects == {
+        *((name, hashlib.sha256((release.index.packages / name).read_bytes()).hexdigest()) for name in (wheel, sdist)),
+        (tagged.rsplit(":", 1)[0], image_digest),  # <registry>/org/ml-cicd without the tag
+    }, subjects
+    assert {s["predicate"]["buildDefinition"]["resolvedDependencies"][0]["digest"]["gitCommit"]
+            for s in statements} == {release.project.commit}
     # The major tag moved to the release's commit.
     assert git(release.project.origin, "rev-parse", "refs/tags/v9^{commit}") == release.project.commit
 

@@ -13,8 +13,10 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -324,6 +326,97 @@ def test_a_cancelled_monitor_stops_within_two_seconds_leaves_traffic_and_says_ho
         code, result, out = rollout.stage("monitor-canary")
         assert code == 0, out
         assert result is not None and result.figures["resumed_at_step"] == 0
+    _assert_users_never_saw_router_errors(users.stats.as_dict())
+
+
+class _StallingProxy(ThreadingHTTPServer):
+    """An HTTP proxy on 127.0.0.1 for the monitor's metric reads: it passes each GET on until ``stall`` is set,
+    then holds the next ones unanswered, as a source that hangs does, until it is closed."""
+
+    daemon_threads = True
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _StallingHandler)
+        self.stall, self.stalled, self.closing = threading.Event(), threading.Event(), threading.Event()
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+    def __enter__(self) -> _StallingProxy:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.closing.set()
+        self.shutdown()
+        self.server_close()
+
+
+class _StallingHandler(BaseHTTPRequestHandler):
+    server: _StallingProxy
+    direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+    def do_GET(self) -> None:  # the name http.server calls
+        if self.server.stall.is_set():
+            self.server.stalled.set()
+            self.server.closing.wait(60)
+            return
+        with self.direct.open(self.path, timeout=5) as upstream:  # a proxy is asked for the absolute URL
+            status, kind, body = upstream.status, upstream.headers.get("Content-Type", "text/plain"), upstream.read()
+        self.send_response(status)
+        self.send_header("Content-Type", kind)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+def test_a_monitor_cancelled_while_a_metric_read_hangs_still_stops_within_two_seconds(rollout):
+    """A slow source blocks a read for its whole timeout (10 s for CloudWatch; 30 s here): SIGTERM must not wait
+    for it. The scrape source's reads go through a proxy that stops answering; the signal comes while one hangs."""
+    import json
+
+    rollout.release_champion("1")
+    rollout.write(min_requests=400, sources={"scrape": {"timeout": 30}})  # one long step; reads may hang 30 s
+    mlci = Path(sys.executable).with_name("mlci")
+    with rollout.users() as users, _StallingProxy() as proxy:
+        rollout.deploy("2")
+        # Only the scrape source's reads (requests) heed the proxy: health checks and the registry go direct.
+        env = {k: v for k, v in os.environ.items() if k.lower() not in ("http_proxy", "no_proxy")}
+        log_path = rollout.root / "monitor.log"
+        with log_path.open("w") as log:
+            proc = subprocess.Popen([str(mlci), "run", "monitor-canary", "--config", str(rollout.config),
+                                     "--report-dir", str(rollout.root / "report")], stdout=log,
+                                    stderr=subprocess.STDOUT, env={**env, "http_proxy": proxy.url,
+                                                                   "MLFLOW_DISABLE_TELEMETRY": "true",
+                                                                   "MLCI_CI": "local"})
+            try:
+                _wait(lambda: "| progress:" in log_path.read_text(), timeout=60)  # judging, with evidence
+                proxy.stall.set()
+                assert proxy.stalled.wait(10), log_path.read_text()  # the next look's read hangs
+                weight = rollout.target().state().canary_weight
+                sent = time.monotonic()
+                proc.send_signal(signal.SIGTERM)
+                code = proc.wait(10)
+                took = time.monotonic() - sent
+            finally:
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait()
+        out = log_path.read_text()
+        print(f"\nSIGTERM mid-read: the monitor ended {took:.2f} s after the signal with exit code {code}")
+        assert took < 2.0, out
+        assert code == 3, out
+        assert rollout.target().state().canary_weight == weight == 20  # traffic left where it was
+        report = json.loads((rollout.root / "report" / "monitor-canary.json").read_text())
+        assert report["verdict"] == "inconclusive" and report["outputs"]["decision"] == "hold"
+        assert report["figures"]["cancelled"] == "SIGTERM" and report["figures"]["canary_weight"] == 20
+        assert report["figures"]["steps"][-1]["outcome"] == "cancelled"
+        assert "re-run monitor-canary" in report["summary"] and "mlci run rollback" in report["summary"]
+        assert {c["name"] for c in report["checks"]} >= {"cancelled", "error_rate", "latency"}  # the completed looks
     _assert_users_never_saw_router_errors(users.stats.as_dict())
 
 

@@ -3,9 +3,10 @@
 act replaces `actions/checkout` by a copy of the local tree (with its .git) but fetches every other
 `uses:` from GitHub, and there is no network here. Each pinned action these workflows use maps
 to a small local action that does the same job on this host, through act's
-`--local-repository owner/repo@ref=DIR`: setup-python and pypi-publish to tests/e2e/stand-ins,
-upload-artifact and download-artifact to tests/support/act_artifacts.py, which speaks the real
-actions' protocol to act's own artifact server (started on 127.0.0.1 for a run that uses them).
+`--local-repository owner/repo@ref=DIR`: setup-python, pypi-publish and attest-build-provenance to
+tests/e2e/stand-ins, upload-artifact and download-artifact to tests/support/act_artifacts.py, which
+speaks the real actions' protocol to act's own artifact server (started on 127.0.0.1 for a run that
+uses them).
 The refs are read from the workflow, so a version bump keeps the mapping; an action without a
 stand-in fails the test by name.
 """
@@ -27,6 +28,7 @@ STAND_INS = REPO / "tests" / "e2e" / "stand-ins"
 STAND_IN_FOR = {
     "actions/setup-python": "setup-python",
     "pypa/gh-action-pypi-publish": "pypi-publish",
+    "actions/attest-build-provenance": "attest-build-provenance",
 }
 ARTIFACT_ACTIONS = ("actions/upload-artifact", "actions/download-artifact")
 # Commands a hosted runner has that this host lacks or must not reach for real (gh calls GitHub's API).

@@ -168,7 +168,8 @@ def test_own_workflows_pin_every_action_by_sha_and_grant_least_privilege():
         assert doc["permissions"] == {}, path.name  # every job asks for what it needs
         for name, job in doc["jobs"].items():
             assert "permissions" in job, f"{path.name}: {name}"
-            assert job["permissions"].get("id-token") != "write" or (path.name, name) == ("release.yml", "pypi")
+            assert job["permissions"].get("id-token") != "write" or (path.name, name) in {
+                ("release.yml", "pypi"), ("release.yml", "provenance")}
             for step in job["steps"]:
                 assert GITHUB_EXPR not in step.get("run", ""), f"{path.name}: {name}: map it through env:"
                 if str(step.get("uses", "")).startswith("actions/checkout@"):
@@ -178,6 +179,15 @@ def test_own_workflows_pin_every_action_by_sha_and_grant_least_privilege():
     release = yaml.safe_load((REPO / ".github/workflows/release.yml").read_text(encoding="utf-8"))
     assert release["jobs"]["pypi"]["environment"]["name"] == "pypi"
     assert release["jobs"]["pypi"]["permissions"] == {"id-token": "write"}
+    # The attestations' signing identity lives in a job that builds nothing and pushes nothing.
+    provenance = release["jobs"]["provenance"]
+    assert provenance["permissions"] == {"id-token": "write", "attestations": "write"}
+    assert not any("checkout" in str(step.get("uses", "")) for step in provenance["steps"])
+    attested = [step["with"] for step in provenance["steps"] if "attest-build-provenance" in str(step.get("uses", ""))]
+    assert attested == [{"subject-path": "dist/ml_cicd-*"},
+                        {"subject-name": "${{ steps.image.outputs.name }}",
+                         "subject-digest": "${{ steps.image.outputs.digest }}"}]
+    assert "provenance" in release["jobs"]["github-release"]["needs"]
     # Unset, the publish action's repository-url falls back to PyPI: only a repository variable redirects it.
     publish = next(step for step in release["jobs"]["pypi"]["steps"] if "pypi-publish" in step.get("uses", ""))
     assert publish["with"] == {"repository-url": "${{ vars.PYPI_REPOSITORY_URL }}"}
@@ -193,6 +203,14 @@ def test_gitlab_pipeline_includes_every_component_from_this_commit_with_declared
         f"$CI_SERVER_FQDN/$CI_PROJECT_PATH/{s.id}@$CI_COMMIT_SHA" for s in STAGES]
     for stage, include in zip(STAGES, includes, strict=True):
         assert set(include["inputs"]) <= set(declared_inputs(stage.id)), stage.id
+        # At a commit the component installs ml-cicd from `source`: this project (or the fork), never
+        # the input's placeholder default.
+        assert include["inputs"]["source"] == "$CI_PROJECT_PATH", stage.id
+    # Each job in a pipeline stage of its own, in the stages' order: a later job inherits the dotenv
+    # outputs of the earlier ones (gate's model-uri is train's output).
+    order = [root["stages"].index(include["inputs"]["stage"]) for include in includes]
+    assert order == sorted(set(order)), order
+    assert root["stages"][-1] == "release"
     for path in GITLAB_CI:
         for line in ru.script_texts(yaml.safe_load(path.read_text(encoding="utf-8")) or {}):
             assert GITLAB_INPUT not in line, path

@@ -393,6 +393,34 @@ def test_check_accepts_valid_component_inputs(project):
     assert result.exit_code == 0, result.output
 
 
+WHOLE_PIPELINE = """\
+include:
+  - component: $CI_SERVER_FQDN/org/ml-cicd/full-pipeline@{pin}
+{inputs}
+"""
+
+
+@pytest.mark.parametrize(("pin", "inputs", "runs"), [
+    ("1.4.2", "", "at the default ref '1' (the latest 1.x.y)"),
+    ("1.4.2", "    inputs: {ref: '1.4'}", "at ref '1.4'"),
+    ("0123456789abcdef0123456789abcdef01234567", "", "at the default ref '1'"),
+])
+def test_check_refuses_a_pinned_whole_pipeline_whose_stages_follow_another_ref(project, pin, inputs, runs):
+    """full-pipeline@1.4.2 alone runs the newest 1.x.y stages: the pin the user reviewed would not hold."""
+    (project / ".gitlab-ci.yml").write_text(WHOLE_PIPELINE.format(pin=pin, inputs=inputs), encoding="utf-8")
+    result = CliRunner().invoke(mlci_gen, ["check"])
+    assert result.exit_code == 2, result.output
+    assert f"full-pipeline@{pin}): pinned at {pin}, but it includes the stage components {runs}" in result.output
+    assert f'add `ref: "{pin}"` to its inputs' in result.output
+
+
+@pytest.mark.parametrize(("pin", "inputs"), [("1.4.2", "    inputs: {ref: '1.4.2'}"), ("1", ""), ("1.4", "")])
+def test_check_accepts_a_whole_pipeline_pinned_alike_or_following_a_major(project, pin, inputs):
+    (project / ".gitlab-ci.yml").write_text(WHOLE_PIPELINE.format(pin=pin, inputs=inputs), encoding="utf-8")
+    result = CliRunner().invoke(mlci_gen, ["check"])
+    assert result.exit_code == 0, result.output
+
+
 def test_init_writes_config_and_both_pipelines_and_refuses_to_overwrite(tmp_path):
     shutil.copytree(EXAMPLE / "data", tmp_path / "data")
     runner = CliRunner()

@@ -4,6 +4,8 @@ the real target and source are exercised by the integration tests)."""
 from __future__ import annotations
 
 import json
+import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -105,7 +107,8 @@ def _policy(**canary: Any) -> Any:
 
 
 def _analysis(target: FakeTarget, source_kw: dict[str, Any] | None = None, registry: FakeRegistry | None = None,
-              stop_after: int | None = None, **policy: Any) -> tuple[CanaryAnalysis, TrafficSource, list[str]]:
+              stop_after: int | None = None, interrupt: threading.Event | None = None,
+              **policy: Any) -> tuple[CanaryAnalysis, TrafficSource, list[str]]:
     clock = Clock()
     source = TrafficSource(target, clock, last=clock.now, **(source_kw or {}))
     log: list[str] = []
@@ -115,11 +118,12 @@ def _analysis(target: FakeTarget, source_kw: dict[str, Any] | None = None, regis
         sleeps[0] += 1
         clock.sleep(seconds)
 
-    def stopped() -> str | None:  # a CI cancellation arriving during the n-th sleep
-        return "SIGTERM" if stop_after is not None and sleeps[0] >= stop_after else None
+    def stopped() -> str | None:  # a CI cancellation arriving during the n-th sleep (or setting ``interrupt``)
+        during_sleep = stop_after is not None and sleeps[0] >= stop_after
+        return "SIGTERM" if during_sleep or (interrupt is not None and interrupt.is_set()) else None
 
     analysis = CanaryAnalysis(target, source, _policy(**policy), registry or FakeRegistry(),  # type: ignore[arg-type]
-                              log=log.append, clock=clock, sleep=sleep, stopped=stopped)
+                              log=log.append, clock=clock, sleep=sleep, stopped=stopped, interrupt=interrupt)
     return analysis, source, log
 
 
@@ -199,6 +203,37 @@ def test_a_cancelled_walk_stops_at_once_and_leaves_traffic_where_it_is(stop_afte
     assert DECISION_TAG not in registry.tags and CHECKPOINT_TAG in registry.tags  # a re-run resumes
     assert len(result.looks) == stop_after - 1
     assert any("stopping the analysis; traffic stays at" in line for line in log)
+
+
+def test_a_cancellation_during_a_hung_metric_read_stops_the_walk_at_once_on_the_looks_that_completed():
+    """A slow source (CloudWatch, a stalled /metrics page) blocks a read for its whole timeout: the walk must
+    not wait for it once CI cancels the job."""
+    target = FakeTarget()
+    interrupt, release = threading.Event(), threading.Event()
+    analysis, source, log = _analysis(target, interrupt=interrupt, min_requests=10_000)  # one long step
+    real_read = source.read
+    reads: list[str] = []
+
+    def read(backend: Backend) -> Snapshot:
+        reads.append(backend.slot)
+        if len(reads) == 2 + 2 * 3 + 1:  # the baselines, three looks of two reads, then the 4th look's canary
+            threading.Timer(0.2, interrupt.set).start()  # SIGTERM arrives while this read hangs...
+            release.wait(30)  # ...for up to 30 s
+        return real_read(backend)
+
+    source.read = read  # type: ignore[method-assign]
+    started = time.monotonic()
+    try:
+        result = analysis.run(target.state())
+        took = time.monotonic() - started
+    finally:
+        release.set()
+    assert took < 2.0
+    assert result.cancelled == "SIGTERM" and result.steps[-1].outcome == "cancelled"
+    assert len(result.looks) == len(result.timeline) == 3  # the look cut short is dropped
+    assert result.judgement.metrics and result.judgement.decision == "continue"  # the evidence of those looks
+    assert target.weights == [10] and result.weight == target.canary_weight == 10  # traffic left where it was
+    assert any("stopping the analysis; traffic stays at 10%" in line for line in log)
 
 
 def test_blue_green_watches_the_whole_window_at_all_traffic_then_is_promote_ready():

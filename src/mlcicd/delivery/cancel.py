@@ -1,19 +1,63 @@
 """Graceful cancellation: CI stops a job with SIGINT (GitHub) or SIGTERM (GitLab, most runners).
 
 Inside :class:`Cancellation` the first such signal only records itself and wakes whoever
-waits on :meth:`wait`: the canary walk stops at its next check (at most one metric read
-later), leaves traffic where it is and reports how to resume or roll back. A second signal
-means "now": the default behaviour comes back and the process ends at once.
+waits on :meth:`wait` or on a call made through :func:`unless_cancelled`: the canary walk
+stops at once, even in the middle of a metric read, leaves traffic where it is and reports
+how to resume or roll back. A second signal means "now": the default behaviour comes back
+and the process ends at once.
 """
 
 from __future__ import annotations
 
 import signal
 import threading
+from collections.abc import Callable
 from types import FrameType, TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
+T = TypeVar("T")
+# How often a caller waiting for a call looks at the cancellation (two events cannot be waited on together).
+POLL_SECONDS = 0.05
+
+
+class Cancelled(Exception):
+    """The cancellation came before the call returned: the call was abandoned (see :func:`unless_cancelled`)."""
+
+
+def unless_cancelled(call: Callable[[], T], cancelled: threading.Event | None) -> T:
+    """``call()``, unless ``cancelled`` is set first: then raise :class:`Cancelled` at once.
+
+    A metric read can block for its source's whole timeout (10 s for CloudWatch, more when it is
+    slow to answer), while a cancelled CI job has seconds before it is killed. So the call runs in
+    a daemon thread and the caller waits for whichever comes first. An abandoned call runs on
+    unseen: its result or error is dropped, and a daemon thread never keeps the process alive, so
+    only calls that merely read may be abandoned. A call that returns in time behaves exactly as if
+    made here: its value is returned, its exception raised. Without an event it is made here.
+    """
+    if cancelled is None:
+        return call()
+    if cancelled.is_set():
+        raise Cancelled
+    done = threading.Event()
+    value: list[T] = []
+    error: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            value.append(call())
+        except BaseException as exc:  # handed to the caller, who raises it as if it had made the call
+            error.append(exc)
+        finally:
+            done.set()
+
+    threading.Thread(target=run, name="mlci-read", daemon=True).start()
+    while not done.wait(POLL_SECONDS):
+        if cancelled.is_set():
+            raise Cancelled
+    if error:
+        raise error[0]
+    return value[0]
 
 
 class Cancellation:

@@ -12,7 +12,9 @@ out of traffic at once. Each look logs the progress toward what the bake plan
 
 Cancellation (CI sends SIGINT or SIGTERM): ``sleep`` is expected to return early and
 ``stopped`` to name the signal; the walk then stops at once, leaves traffic where it is
-and returns what it has, so the stage can report how to resume or roll back.
+and returns what it has, so the stage can report how to resume or roll back. Given the
+``interrupt`` event (set with the signal), the walk does not wait for a read in progress
+either: a look cut short is dropped and the judgement stands on the looks that completed.
 
 Resumable: the step comes from the target's actual canary weight, and the time budget from
 a checkpoint kept on the canary's model version in the registry, so a monitor re-run after
@@ -23,14 +25,17 @@ restarts with the new process: counts from before the crash are not replayed.)
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from mlcicd.config import CanaryPolicy
 from mlcicd.delivery import planner
 from mlcicd.delivery.analysis import Judgement, Look, MetricResult, judge
+from mlcicd.delivery.cancel import Cancelled, unless_cancelled
 from mlcicd.delivery.histograms import histogram_total
 from mlcicd.delivery.metrics.base import MeasurementError, MetricSource, Snapshot
 from mlcicd.delivery.targets.base import Backend, RouterConflict, Target, TargetState
@@ -80,11 +85,16 @@ def resume_step(weights: list[int], current: int) -> int:
 
 
 class Reader:
-    """Counts since the analysis began, per backend; ``None`` for a read that failed."""
+    """Counts since the analysis began, per backend; ``None`` for a read that failed.
 
-    def __init__(self, source: MetricSource, log: Callable[[str], None]) -> None:
+    Raises :class:`Cancelled` when ``interrupt`` is set before a read returns (the read is abandoned).
+    """
+
+    def __init__(self, source: MetricSource, log: Callable[[str], None],
+                 interrupt: threading.Event | None = None) -> None:
         self.source = source
         self.log = log
+        self.interrupt = interrupt
         self.baseline: dict[str, Snapshot] = {}
         self.failing: set[str] = set()  # backends whose last read failed (each streak is logged once)
 
@@ -97,7 +107,7 @@ class Reader:
         try:
             if not backend.healthy:
                 raise MeasurementError(f"{backend.slot} v{backend.release.version} at {backend.url} is not healthy")
-            now = self.source.read(backend)
+            now = unless_cancelled(partial(self.source.read, backend), self.interrupt)
         except MeasurementError as exc:
             if key not in self.failing:
                 self.log(f"warning: {exc}")
@@ -122,7 +132,7 @@ class CanaryAnalysis:
                  log: Callable[[str], None], clock: Callable[[], float] = time.time,
                  sleep: Callable[[float], object] = time.sleep,
                  stopped: Callable[[], str | None] = lambda: None, blue_green: bool = False,
-                 duration_key: str = "deploy.canary.duration") -> None:
+                 duration_key: str = "deploy.canary.duration", interrupt: threading.Event | None = None) -> None:
         self.target = target
         self.duration_key = duration_key  # where the user sets the bake's length (named in the plan's advice)
         # Blue-green: the new version already has all traffic and the old one waits warm; judge the new
@@ -136,7 +146,10 @@ class CanaryAnalysis:
         self.clock = clock
         self.sleep = sleep
         self.stopped = stopped
-        self.reader = Reader(source, log)
+        # Set with the signal ``stopped`` names: reads in progress are abandoned rather than waited for
+        # (a slow source's read lasts up to its timeout, beyond the 2 s a cancelled CI job may take).
+        self.interrupt = interrupt
+        self.reader = Reader(source, log, interrupt)
 
     # -- the registry checkpoint (best effort: the analysis never depends on the registry) --
     def _version_tags(self, version: str) -> dict[str, str]:
@@ -187,8 +200,11 @@ class CanaryAnalysis:
         timeline: list[dict[str, Any]] = []
         judgement: Judgement | None = None
         # Baselines now, so the first interval's traffic counts too.
-        self.reader.since_start(state.canary)
-        self.reader.since_start(state.stable)
+        try:
+            self.reader.since_start(state.canary)
+            self.reader.since_start(state.stable)
+        except Cancelled:
+            pass  # the first sleep returns at once and the walk stops before its first look
         reference = self.reader.before_start(state.stable)
         served = 0.0  # canary requests since the analysis began, at the latest successful read
         walk = _Walk(self, weights, absolute, reference)
@@ -215,14 +231,18 @@ class CanaryAnalysis:
                 if self.stopped():
                     break
                 elapsed = self.clock() - started_at  # includes time spent before a crash
-                current = self.target.state()
-                if current.drift:
-                    changed = current.drift
-                    break
-                canary = self.reader.since_start(current.canary)
-                stable = None if absolute else self.reader.since_start(current.stable)
+                try:  # every read of this look, abandoned when cancelled (all of them only read)
+                    current = unless_cancelled(self.target.state, self.interrupt)
+                    if current.drift:
+                        changed = current.drift
+                        break
+                    canary = self.reader.since_start(current.canary)
+                    stable = None if absolute else self.reader.since_start(current.stable)
+                    custom = self._custom(current.canary)
+                except Cancelled:
+                    break  # this look is dropped: the last judgement stands on the looks that completed
                 look = Look(elapsed=elapsed, canary=canary, stable=stable, canary_weight=weight,
-                            custom=self._custom(current.canary), step=index, last_look=last_look_at is not None)
+                            custom=custom, step=index, last_look=last_look_at is not None)
                 looks.append(look)
                 if canary is not None:
                     served = canary.total
@@ -288,7 +308,8 @@ class CanaryAnalysis:
         values: dict[str, float | None] = {}
         for check in self.policy.checks.custom:
             try:
-                values[check.name] = None if canary is None else self.source.value(check.query, canary)
+                values[check.name] = None if canary is None else \
+                    unless_cancelled(partial(self.source.value, check.query, canary), self.interrupt)
             except MeasurementError as exc:
                 self.log(f"custom check {check.name}: {exc}")
                 values[check.name] = None

@@ -88,7 +88,28 @@ def pipeline_problems(doc: Any, source: str) -> list[str]:
             problems.append(f"include[{i}] ({address}): `inputs:` must be a mapping")
             continue
         problems += [f"include[{i}] ({address}): {p}" for p in input_problems(component, given)]
+        problems += [f"include[{i}] ({address}): {p}" for p in _whole_pipeline_ref(component, address, given)]
     return problems
+
+
+# An exact release or a commit: a pin, unlike a partial version (1, 1.2) or ~latest, which follow.
+_EXACT_REF = re.compile(r"^(\d+\.\d+\.\d+\S*|[0-9a-f]{40})$")
+
+
+def _whole_pipeline_ref(component: str, address: str, given: Mapping[str, Any]) -> list[str]:
+    """``full-pipeline`` includes the stage components at its ``ref`` input, whose default follows
+    the major version: GitLab cannot default an input to the including ref (component context is
+    not interpolated in ``default:``). Pinned at an exact version, its stages must be pinned alike,
+    or the pipeline silently runs a newer ml-cicd than the one reviewed."""
+    if component != "full-pipeline":
+        return []
+    pinned = address.strip().rsplit("@", 1)[1]
+    if not _EXACT_REF.match(pinned) or str(given.get("ref", "")) == pinned:
+        return []
+    ref = given.get("ref")
+    runs = f"at ref {ref!r}" if ref is not None else "at the default ref '1' (the latest 1.x.y)"
+    return [f"pinned at {pinned}, but it includes the stage components {runs}, so the stages run another "
+            f"ml-cicd: add `ref: \"{pinned}\"` to its inputs (and keep both in step when you upgrade)"]
 
 
 def file_problems(rel: str, text: str, source: str) -> list[str]:

@@ -28,6 +28,7 @@ from mlcicd.gen import pipeline_check
 from mlcicd.gen import render_util as ru
 from mlcicd.gen.surfaces import DEFAULT_REF, DEFAULT_SOURCE, ENVIRONMENT, REPORT, job_name
 from mlcicd.images import login
+from mlcicd.notify.sns import region_of
 from mlcicd.version import build_info
 
 CIS = ("github", "gitlab")
@@ -49,6 +50,10 @@ PIPELINE_ARTIFACT = "mlci-pipeline-report"
 PULL_REQUEST = "github.event_name == 'pull_request'"
 NOT_PULL_REQUEST = "github.event_name != 'pull_request'"
 MERGE_REQUEST = '$CI_PIPELINE_SOURCE == "merge_request_event"'
+# The stage whose result can be each notify event (mlcicd.notify.events.event_of): only its job
+# gets the secrets, or the AWS credentials, of the targets that listen to that event.
+EVENT_STAGES = {"drift": "validate-data", "gate-failed": "gate", "inconclusive": "monitor-canary",
+                "promote": "promote", "rollback": "rollback"}
 
 
 @dataclass(frozen=True)
@@ -168,6 +173,32 @@ def _job_aws_region(stage: Stage, cfg: Config | None) -> str | None:
     return _ecr_region(cfg) if stage.id == "build-image" else None
 
 
+def _events(stage: Stage) -> set[str]:
+    return {event for event, stage_id in EVENT_STAGES.items() if stage_id == stage.id}
+
+
+def notify_secrets(stage: Stage, cfg: Config | None) -> list[str]:
+    """The variables holding the secrets of the notify targets this stage's job may send to
+    (Slack's webhook URL, the webhook's HMAC key), in the targets' order, each once."""
+    if cfg is None:
+        return []
+    events, notify = _events(stage), cfg.notify
+    names = []
+    if notify.slack is not None and events & set(notify.slack.on):
+        names.append(notify.slack.webhook_url_env)
+    if notify.webhook is not None and events & set(notify.webhook.on):
+        names.append(notify.webhook.secret_env)
+    return list(dict.fromkeys(names))
+
+
+def sns_region(stage: Stage, cfg: Config | None) -> str | None:
+    """The region of the SNS topic this stage's job may publish to (None: it publishes nothing)."""
+    sns = cfg.notify.sns if cfg is not None else None
+    if sns is None or not _events(stage) & set(sns.on):
+        return None
+    return region_of(sns)
+
+
 def _facts(cfg: Config | None) -> dict[str, Any]:
     """What the templates need from a config; None (sync-time, no user config) means the defaults."""
     return {"sqlite": _uses_sqlite(cfg), "tracking_uri": cfg.mlflow.tracking_uri if cfg else "",
@@ -198,9 +229,15 @@ def _on_failure_condition(stage: Stage) -> str:
 def _gh_job(stage: Stage, opts: RenderOptions, cfg: Config | None) -> dict[str, Any]:
     with_: list[tuple[str, str]] = [("config", opts.config)]
     with_ += [(name, f"${{{{ needs.{src}.outputs.{out} }}}}") for name, src, out in _fed(stage)]
+    aws_region, sns = _job_aws_region(stage, cfg), sns_region(stage, cfg)
     job: dict[str, Any] = {
         "id": stage.id, "needs": list(stage.needs), "if": None, "deploy": stage.deploys,
-        "aws_region": _job_aws_region(stage, cfg),
+        # A job that already has AWS credentials (ECS, ECR) publishes with them: SNS names its region.
+        "aws_region": aws_region or sns, "sns": sns is not None,
+        # Credentials only for a notification must not fail the stage when they cannot be had.
+        "aws_optional": sns is not None and aws_region is None,
+        # GitHub hands a job no secret unless it is mapped; in env:, never in shell text.
+        "env": [(name, f"${{{{ secrets.{name} }}}}") for name in notify_secrets(stage, cfg)],
         "environment": ENVIRONMENT if stage.approval else None,
         "uses": f"{opts.source}/actions/{stage.id}@{opts.ref}", "with": with_,
         "uses_comment": f"  # {opts.release}" if opts.release else "",
@@ -283,9 +320,13 @@ def _gl_include(stage: Stage, cfg: Config | None, opts: RenderOptions) -> dict[s
     # An inconclusive canary under on_inconclusive: hold exits 3; letting that exit code pass
     # keeps the stages that run on its failure (rollback) from firing.
     hold = cfg is not None and cfg.deploy.canary.on_inconclusive == "hold" and stage.id in _judged()
+    # CI/CD variables (the notify secrets) reach every job; an SNS topic needs AWS credentials.
+    aws_region, sns = _job_aws_region(stage, cfg), sns_region(stage, cfg)
     override: dict[str, Any] = {"needs": [job_name(n) for n in stage.needs], "optional_needs": [],
-                                "id_tokens": stage.deploys,
-                                "aws_region": _job_aws_region(stage, cfg), "allow_exit_codes": [3] if hold else []}
+                                # the deploy target's own token, unless it is on AWS (it has AWS_ID_TOKEN)
+                                "id_tokens": stage.deploys and not aws_region,
+                                "aws_region": aws_region or sns, "sns": sns is not None,
+                                "allow_exit_codes": [3] if hold else []}
     return {"id": stage.id, "job": job_name(stage.id),
             "component": f"$CI_SERVER_FQDN/{opts.source}/{stage.id}@{opts.ref}",
             "inputs": inputs, "override": override, "comment": _gl_comment(stage)}
@@ -308,7 +349,8 @@ def _gl_report(opts: RenderOptions) -> dict[str, Any]:
     inputs = [("source", ru.yaml_quote(opts.source))] if opts.source != DEFAULT_SOURCE else []
     return {"id": REPORT, "job": job_name(REPORT), "component": f"$CI_SERVER_FQDN/{opts.source}/{REPORT}@{opts.ref}",
             "inputs": inputs, "override": {"needs": [], "optional_needs": [job_name(s) for s in _report_needs()],
-                                             "id_tokens": False, "aws_region": None, "allow_exit_codes": []},
+                                             "id_tokens": False, "aws_region": None, "sns": False,
+                                             "allow_exit_codes": []},
             "comment": "One HTML report of the pipeline (exposed in the merge request); in a merge request it also "
                        "comments (set the masked CI/CD variable MLCI_GITLAB_TOKEN to a project access token)."}
 

@@ -31,6 +31,9 @@ except ImportError:  # pragma: no cover - the dev extra always has it
 REPORT_JOBS = ("report", "comment")
 NEEDS_OUTPUT = re.compile(r"needs\.([A-Za-z0-9_-]+)\.outputs\.([A-Za-z0-9_-]+)")
 COMPONENT = re.compile(r"^\$CI_SERVER_FQDN/.+/([a-z-]+)@[^@\s]+$")
+# Any use of the secrets context in an expression, and the one form a job's env: maps one in.
+SECRET_REF = re.compile(r"\$\{\{[^}]*\bsecrets\b")
+ENV_SECRET = re.compile(r"^\$\{\{ secrets\.([A-Za-z_][A-Za-z0-9_]*) \}\}$")
 
 
 class PipelineCheckError(UsageError):
@@ -77,11 +80,17 @@ def _check_github(doc: dict[str, Any]) -> None:
     jobs = doc.get("jobs") or {}
     if list(jobs) not in ([*STAGE_IDS, *REPORT_JOBS[:n]] for n in (1, 2)):
         raise _fail("github", f"jobs {list(jobs)} are not the stages in order, then {' and '.join(REPORT_JOBS)}")
+    if any(SECRET_REF.search(text) for key, node in doc.items() if key != "jobs" for text in ru.strings(node)):
+        raise _fail("github", "the workflow maps a secret for every job: only a job that needs one maps it")
     for job_id, job in jobs.items():
-        writes = {k for k, v in (job.get("permissions") or {}).items() if v == "write"} - {"id-token"}
+        permissions = job.get("permissions") or {}
+        writes = {k for k, v in permissions.items() if v == "write"} - {"id-token"}
         if writes - ({"pull-requests"} if job_id == "comment" else set()):
             raise _fail("github", f"job {job_id} asks to write {sorted(writes)}: only the comment job writes, "
                         "and only to the pull request")
+        if job_id in REPORT_JOBS and "id-token" in permissions:
+            raise _fail("github", f"job {job_id} asks for an OIDC token: only stage jobs talk to a cloud")
+        _check_github_secrets(job_id, job)
         needs = job.get("needs") or []
         unknown = set(needs) - set(jobs)
         if unknown:
@@ -96,6 +105,16 @@ def _check_github(doc: dict[str, Any]) -> None:
     errors = schema_errors(doc, "vendor.github-workflows")
     if errors:
         raise _fail("github", "schema vendor.github-workflows: " + "; ".join(errors[:5]))
+
+
+def _check_github_secrets(job_id: str, job: dict[str, Any]) -> None:
+    """A secret reaches a job only through its env:, as ${{ secrets.NAME }}: never in with: (an
+    action's input) or shell text, never the whole secrets context."""
+    if any(SECRET_REF.search(text) for key, node in job.items() if key != "env" for text in ru.strings(node)):
+        raise _fail("github", f"job {job_id} reads a secret outside its env:")
+    for name, value in (job.get("env") or {}).items():
+        if SECRET_REF.search(str(value)) and not ENV_SECRET.match(str(value)):
+            raise _fail("github", f"job {job_id} maps {name} from {value!r}: map one secret as ${{{{ secrets.NAME }}}}")
 
 
 def _component_job(name: str, given: Mapping[str, Any]) -> dict[str, Any]:

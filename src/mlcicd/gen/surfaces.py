@@ -54,7 +54,10 @@ REPORT_EXPOSE_AS = "ML pipeline report"
 FULL_PIPELINE_INPUTS = (
     ("config", "Path of mlci.yaml in your project.", "mlci.yaml"),
     ("source", "Project path of ml-cicd, whose stage components this one includes.", DEFAULT_SOURCE),
-    ("ref", "Version of the stage components (a partial version such as 1 follows the latest 1.x.y).",
+    # GitLab cannot default an input to the including ref, so a pinned include needs `ref` pinned
+    # alike; `mlci-gen check` refuses a full-pipeline@X.Y.Z whose `ref` differs.
+    ("ref", "Version of the stage components: give the version you include this at (full-pipeline@1.2.3 "
+            "with ref: \"1.2.3\"), or a partial version such as 1 to follow the latest 1.x.y.",
      DEFAULT_REF["gitlab"]),
 )
 

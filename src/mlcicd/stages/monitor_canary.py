@@ -4,8 +4,9 @@ The walk over the traffic steps lives in :mod:`mlcicd.delivery.progression`, the
 :mod:`mlcicd.delivery.analysis`; this stage wires inputs, the target, the metric source and
 the optional synthetic traffic together and turns the analysis into a report.
 
-Cancelled by CI (SIGINT or SIGTERM) it stops within a read, leaves traffic where it is and
-still writes its report: step, weight, the evidence so far, and how to resume or roll back.
+Cancelled by CI (SIGINT or SIGTERM) it stops at once, without waiting for a metric read in
+progress, leaves traffic where it is and still writes its report: step, weight, the evidence
+so far, and how to resume or roll back.
 """
 
 from __future__ import annotations
@@ -78,7 +79,7 @@ def run(ctx: StageContext) -> StageResult:
     with Cancellation() as cancel:
         analysis = CanaryAnalysis(session.target, source, policy, session.registry, log=ctx.ci.log,
                                   sleep=cancel.wait, stopped=cancel.stopped, blue_green=blue_green,
-                                  duration_key=duration_key)
+                                  duration_key=duration_key, interrupt=cancel.event)
         traffic = _start_traffic(ctx, state.endpoint or "")
         try:
             result = analysis.run(state)

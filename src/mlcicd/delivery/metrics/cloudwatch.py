@@ -28,13 +28,14 @@ ALB publishes no zeros.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from mlcicd.delivery.metrics.base import MeasurementError, Snapshot
 from mlcicd.delivery.targets.base import Backend, TargetState
@@ -48,6 +49,9 @@ ALB_NAMESPACE = "AWS/ApplicationELB"
 # judge compares the same quantile bounds on every source.
 BOUNDS = LATENCY_BUCKETS
 _MAX_QUERIES = 500  # GetMetricData's limit per call
+# ListMetrics shows a new metric up to 15 minutes after its first datapoint (GetMetricData reads it sooner).
+_LISTED_WITHIN = 900.0
+_T = TypeVar("_T")
 
 
 @dataclass
@@ -233,57 +237,127 @@ class CloudWatchSource:
     def check(self, state: TargetState) -> list[str]:
         """Before any traffic moves: can we read the metrics the analysis will need? Notes for the report.
 
-        Raises UsageError (exit 2, naming the key) for a denied permission, wrong dimensions or a
-        namespace without the stable's prediction metrics; AwsUnavailable when CloudWatch does
-        not answer (nothing changed yet, so re-running is safe).
+        Raises UsageError (exit 2, naming the key and the fix) for a denied permission, a region
+        other than the load balancer's, and a stable that has served requests (its target group's
+        ``RequestCount`` exists in AWS/ApplicationELB) while ``namespace`` holds no ``Predictions``
+        of its model version; AwsUnavailable when CloudWatch does not answer (nothing changed
+        yet, so re-running is safe). What cannot be checked yet is a note, never an error: a
+        first release (no stable), a stable that has served no request yet, or one that began
+        serving too recently for CloudWatch to list its metrics (ListMetrics shows a new metric
+        up to 15 minutes late; ALB metrics arrive ``delay`` late).
         """
+        backends = [b for b in (state.stable, state.canary) if b is not None]
+        for backend in backends:
+            self._check_labels(backend)
+        notes: list[str] = []
+        if state.stable is None:
+            # Nothing serves to check the namespace against; at least the job may read CloudWatch.
+            self._checked("ListMetrics", lambda: next(self._pages(
+                "ListMetrics", Namespace=self.cfg.namespace, MetricName="Predictions")))
+            notes.append("no stable serves yet (first release): nothing to check the namespace and dimensions "
+                         "against; CloudWatch answers, and the new version's metrics are read as it serves")
+        # Whole minutes from before the stable's metrics can be listed (see _LISTED_WITHIN) up to now.
+        now = self.now()
+        span = 60 * max(10, math.ceil(max(self.cfg.lookback, self.lag + _LISTED_WITHIN) / 60))
+        end = now - now % 60
+        window = (datetime.fromtimestamp(end - span, UTC), datetime.fromtimestamp(end, UTC))
+        for backend in backends:
+            dims = self._dimensions(backend)
+            queries = [self._stat("req", "RequestCount", dims, "Sum", period=60),
+                       self._stat("p", "TargetResponseTime", dims, "p99", period=span)]
+            found = self._checked("GetMetricData", functools.partial(self._query, queries, window))
+            if backend.slot == "stable":
+                notes.append(self._check_stable(backend, dims, found, window[0].timestamp(), span))
+        return notes
+
+    def _check_labels(self, backend: Backend) -> None:
+        """The deploy target labels the backend with CloudWatch's dimension values, in this region."""
+        try:
+            dims = self._dimensions(backend)
+        except MeasurementError as exc:
+            raise UsageError(str(exc), where=f"{self.where} / deploy.target",
+                             fix="use source cloudwatch with target ecs, or choose another metric source") from exc
+        tg, lb = dims[0]["Value"], dims[1]["Value"]
+        if not tg.startswith("targetgroup/") or not lb.startswith("app/"):
+            raise UsageError(f"{backend.slot} v{backend.release.version}: the deploy target labels TargetGroup={tg!r}, "
+                             f"LoadBalancer={lb!r}, which are not the dimension values the ALB publishes under "
+                             "(`targetgroup/<name>/<id>` and `app/<name>/<id>`, the tails of the ARNs)",
+                             where=f"{self.where} / deploy.target",
+                             fix="use source cloudwatch with target ecs, or fix the target plugin's labels")
+        arn = backend.labels.get("target_group_arn", "")
+        parts = arn.split(":")
+        region = str(self.client.meta.region_name)
+        if arn.startswith("arn:") and len(parts) > 3 and parts[3] and parts[3] != region:
+            raise UsageError(f"CloudWatch is read in {region}, but the {backend.slot}'s target group is in {parts[3]}, "
+                             "where its load balancer publishes its metrics", where=f"{self.where}.region",
+                             fix=f"set `region: {parts[3]}`, or remove `region` (the source then reads in "
+                                 "deploy.ecs.region)")
+
+    def _check_stable(self, backend: Backend, dims: list[dict[str, str]], found: dict[str, list[Any]],
+                      start: float, span: int) -> str:
+        """The note on the stable's traffic; UsageError when it served but its predictions are nowhere."""
+        minutes = span // 60
+        version = backend.release.version
+        served = sum(v for _, v in found.get("req", []))
+        # Requests older than this have their metrics listed by now, predictions included.
+        listed_by = self.now() - self.lag - _LISTED_WITHIN
+        if served > 0:
+            first = min(ts.timestamp() for ts, v in found["req"] if v > 0)
+            settled = first + 60 <= listed_by
+            p99 = [v for _, v in found.get("p", []) if v is not None]
+            note = (f"stable: {served:,.0f} requests in the last {minutes} min"
+                    + (f", p99 {1000 * max(p99):,.0f} ms" if p99 else ""))
+        else:
+            listed = self._checked("ListMetrics", lambda: next(self._pages(
+                "ListMetrics", Namespace=ALB_NAMESPACE, MetricName="RequestCount", Dimensions=dims))).get("Metrics")
+            if not listed:
+                return (f"stable v{version}: no requests yet (no RequestCount in {ALB_NAMESPACE} for "
+                        f"TargetGroup={dims[0]['Value']}, LoadBalancer={dims[1]['Value']}), so the namespace and "
+                        "dimensions cannot be checked before it serves; the bake reads its traffic as it comes")
+            settled = start <= listed_by
+            note = f"stable: no requests in the last {minutes} min (it served before)"
+        if not settled:
+            return (note + f"; its prediction metrics are checked once it has served for "
+                    f"{math.ceil((self.lag + _LISTED_WITHIN) / 60)} min (CloudWatch lists a new metric up to "
+                    f"{_LISTED_WITHIN / 60:.0f} min late)")
+        if self._checked("ListMetrics", lambda: self._labels(backend)):
+            return note
+        others = self._checked("ListMetrics", lambda: next(self._pages(
+            "ListMetrics", Namespace=self.cfg.namespace, MetricName="Predictions"))).get("Metrics", [])
+        what = (f"the stable v{version} served requests (its target group's RequestCount in {ALB_NAMESPACE}) but "
+                f"namespace {self.cfg.namespace!r} ")
+        if not others:
+            raise UsageError(what + "holds no Predictions metric at all", where=f"{self.where}.namespace",
+                             fix="set the namespace the model server writes to (its MLCI_EMF_NAMESPACE, "
+                             f"{DEFAULT_NAMESPACE} unless deploy.ecs.environment sets another), and run the task with "
+                             "the awslogs log driver (deploy.ecs.log_group) so CloudWatch extracts them")
+        seen = sorted({", ".join(f"{d['Name']}={d['Value']}" for d in m.get("Dimensions", [])
+                                 if d["Name"] in ("ModelName", "ModelVersion")) for m in others})
+        raise UsageError(what + f"holds Predictions only for other dimensions ({'; '.join(seen[:3])}), none for "
+                         f"ModelName={backend.release.model_name}, ModelVersion={version}",
+                         where=f"{self.where}.namespace",
+                         fix="the model server names its metrics after MLCI_MODEL_NAME and MLCI_MODEL_VERSION, which "
+                         "the ecs target sets from the release: remove overrides of them from deploy.ecs.environment, "
+                         "or set namespace to the one this model's servers write to")
+
+    def _checked(self, action: str, call: Callable[[], _T]) -> _T:
+        """``call()``, with a failed CloudWatch call as the error check() owes: exit 2 or re-run."""
         from botocore.exceptions import ClientError
 
         from mlcicd.aws import AwsUnavailable, error_code
 
-        notes: list[str] = []
-        span = 60 * max(10, math.ceil(self.cfg.lookback / 60))  # one period of whole minutes: one datapoint
-        end = self.now() - self.now() % 60
-        window = (datetime.fromtimestamp(end - span, UTC), datetime.fromtimestamp(end, UTC))
-        for backend in (state.stable, state.canary):
-            if backend is None:
-                continue
-            try:
-                dims = self._dimensions(backend)
-            except MeasurementError as exc:
-                raise UsageError(str(exc), where=f"{self.where} / deploy.target",
-                                 fix="use source cloudwatch with target ecs, or choose another metric source") from exc
-            queries = [self._stat("req", "RequestCount", dims, "Sum", period=span),
-                       self._stat("p", "TargetResponseTime", dims, "p99", period=span)]
-            try:
-                found = self._query(queries, window)
-            except MeasurementError as exc:
-                cause = exc.__cause__
-                if isinstance(cause, ClientError) and error_code(cause).startswith(("AccessDenied", "Unauthorized")):
-                    raise UsageError(f"CloudWatch denied GetMetricData: {cause}", where=self.where,
-                                     fix="allow `cloudwatch:GetMetricData` and `cloudwatch:ListMetrics` for the "
-                                     "job's role (see the README's IAM policy)") from exc
-                if isinstance(cause, ClientError):
-                    raise UsageError(str(exc), where=self.where, fix="check the region and the dimensions") from exc
-                raise AwsUnavailable(f"could not check the canary's metrics before moving traffic: {exc}; "
-                                     "nothing was changed, re-running is safe") from exc
-            served = sum(v for _, v in found.get("req", []))
-            if backend.slot != "stable":
-                continue
-            if served <= 0:
-                notes.append(f"stable: no requests in the last {span // 60} min yet")
-                continue
-            p99 = [v for _, v in found.get("p", []) if v is not None]
-            notes.append(f"stable: {served:,.0f} requests in the last {span // 60} min"
-                         + (f", p99 {1000 * max(p99):,.0f} ms" if p99 else ""))
-            if not self._labels(backend):
-                raise UsageError(
-                    f"the stable v{backend.release.version} served {served:,.0f} requests but published no "
-                    f"prediction metrics in namespace {self.cfg.namespace!r}",
-                    where=f"{self.where}.namespace",
-                    fix="set the namespace the model server writes to (its MLCI_EMF_NAMESPACE), and run the task "
-                    "with the awslogs log driver (deploy.ecs.log_group) so CloudWatch extracts them")
-        return notes
+        try:
+            return call()
+        except MeasurementError as exc:
+            cause = exc.__cause__
+            if isinstance(cause, ClientError) and error_code(cause).startswith(("AccessDenied", "Unauthorized")):
+                raise UsageError(f"CloudWatch denied {action}: {cause}", where=self.where,
+                                 fix=f"allow `cloudwatch:{action}` (the source needs `cloudwatch:GetMetricData` and "
+                                 "`cloudwatch:ListMetrics`) for the job's role; see the README's IAM policy") from exc
+            if isinstance(cause, ClientError):
+                raise UsageError(str(exc), where=self.where, fix="check the region and the namespace") from exc
+            raise AwsUnavailable(f"could not check the canary's metrics before moving traffic: {exc}; "
+                                 "nothing was changed, re-running is safe") from exc
 
 
 def _plus(a: Snapshot, b: Snapshot) -> Snapshot:
