@@ -7,7 +7,9 @@ real on the host (`-P ubuntu-latest=-self-hosted`). Users send traffic through n
 whole time. Two pushes: a first release, then a bad challenger (rolled back by the rollback
 job that the failed canary judgement triggers). A pull request runs the checks and the gate
 only and keeps one comment up to date on a GitHub-like API (tests/support/fake_services.py).
-Every job uploads its stage report to act's artifact server (through offline stand-ins of
+The config has `notify:` (Slack on rollbacks, a signed webhook on promotes and rollbacks) whose secrets
+the workflow maps into the jobs that send; the release and the rollback each reach the local
+receivers exactly once. Every job uploads its stage report to act's artifact server (through offline stand-ins of
 actions/upload-artifact and download-artifact, tests/support/act_artifacts.py); the report job
 collects them into one HTML report. The same workflow for `target: ecs` on AWS runs in
 tests/e2e/test_github_act_ecs.py.
@@ -18,28 +20,65 @@ from __future__ import annotations
 import json
 import re
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 from act_artifacts import stored
 from act_pipeline import WORKFLOW, act
 from consumer import BAD_TRAINING, GOOD_TRAINING, Consumer, git
-from fake_services import fake_services
+from fake_services import FakeServices, fake_services
 
 from mlcicd.delivery.targets.processes import free_port
 from mlcicd.gen.pipeline import CHECKOUT
+from mlcicd.notify.targets import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
 
 pytestmark = pytest.mark.e2e
 
 
+# The notify targets' secrets, as repository secrets (`act -s`); the rendered workflow maps them
+# into the jobs that can send an event (mlci.yaml notify:).
+SLACK_PATH = "/slack/T000/B000/e2e-token"
+WEBHOOK_SECRET = "whsec-e2e"
+
+
 @pytest.fixture(scope="module")
-def consumer(tmp_path_factory, mlflow, images) -> Consumer:
+def hooks() -> Iterator[FakeServices]:
+    """A Slack-compatible receiver and a JSON webhook receiver on 127.0.0.1 (records every request)."""
+    with fake_services() as svc:
+        yield svc
+
+
+@pytest.fixture(scope="module")
+def consumer(tmp_path_factory, mlflow, images, hooks) -> Consumer:
     root = tmp_path_factory.mktemp("gh-consumer") / "repo"
     project = Consumer.create(root, model_name="credit-risk-gh", port=free_port(), tracking_uri=mlflow.url,
                               registry=images.registry, base_image=images.base,
                               state_dir=root.parent / "deploy-state")
+    cfg = yaml.safe_load((root / "mlci.yaml").read_text())
+    cfg["notify"] = {"slack": {"webhook_url_env": "TEAM_SLACK_WEBHOOK", "on": ["rollback"]},
+                     "webhook": {"url": f"{hooks.url}/hook", "secret_env": "MLCI_WEBHOOK_SECRET",
+                                 "on": ["promote", "rollback"]}}
+    (root / "mlci.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
     project.render("github", "v1", WORKFLOW)
     return project
+
+
+def _notify_secrets(hooks: FakeServices) -> tuple[str, ...]:
+    return ("-s", f"TEAM_SLACK_WEBHOOK={hooks.url}{SLACK_PATH}", "-s", f"MLCI_WEBHOOK_SECRET={WEBHOOK_SECRET}")
+
+
+def _webhook_events(hooks: FakeServices) -> list[dict[str, Any]]:
+    """The webhook's deliveries, each checked against its HMAC-SHA256 signature."""
+    events = []
+    for request in hooks.to("/hook"):
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        timestamp = headers[TIMESTAMP_HEADER.lower()]
+        assert headers[SIGNATURE_HEADER.lower()] == sign(WEBHOOK_SECRET, timestamp, request.body)
+        events.append(request.json())
+    return events
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -55,7 +94,7 @@ def test_github_pipeline_releases_and_rolls_back(consumer, suite, images, runner
         #    absolute limits, then promoted.
         consumer.set_training(GOOD_TRAINING.format(c=1.0))
         consumer.commit("first model")
-        first = act(consumer, suite, images, runner_home)
+        first = act(consumer, suite, images, runner_home, extra=_notify_secrets(hooks))
         assert first.code == 0, first.tail()
         assert first.results["promote"] == "success" and "rollback" not in first.results
         assert first.outputs["gate"]["model-version"] == "1"
@@ -74,7 +113,10 @@ def test_github_pipeline_releases_and_rolls_back(consumer, suite, images, runner
         #    judgement triggers the rollback job, and the champion keeps all traffic.
         consumer.set_training(BAD_TRAINING)
         consumer.commit("drop the imputer")
-        bad = act(consumer, suite, images, runner_home)
+        promoted = [(e["event"], e["outputs"].get("champion-version")) for e in _webhook_events(hooks)]
+        assert promoted == [("promote", "1")], promoted
+        assert not hooks.to("/slack/")  # Slack listens to rollbacks only
+        bad = act(consumer, suite, images, runner_home, extra=_notify_secrets(hooks))
         assert bad.code != 0  # monitor-canary failed: the workflow run is red
         assert bad.results["monitor-canary"] == "failure" and bad.results["rollback"] == "success"
         assert "promote" not in bad.results
@@ -86,6 +128,13 @@ def test_github_pipeline_releases_and_rolls_back(consumer, suite, images, runner
         reason = registry.version("2").tags["mlci.rollback.reason"]
         assert reason == "canary failed monitoring (decision: rollback)"  # the job output arrived
         assert consumer.answering_versions() == {"1": 40}
+        # The rollback reached each configured target exactly once (the failed judgement itself
+        # sends nothing: the rollback stage tells), through the secrets the workflow mapped.
+        events = [(e["event"], e["stage"], e["outputs"].get("rolled-back-version")) for e in _webhook_events(hooks)]
+        assert events[1:] == [("rollback", "rollback", "2")], events
+        slack = hooks.to("/slack/")
+        assert [r.path for r in slack] == [SLACK_PATH], slack
+        assert slack[0].json()["text"].startswith("credit-risk-gh: v2 rolled back, v1 serves"), slack[0].json()
     traffic = users.stats.as_dict()
     # Users saw the bad canary's 5xx only while it was being judged; nginx itself never failed.
     assert traffic["codes"].get("200", 0) > 0

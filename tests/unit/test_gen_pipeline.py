@@ -452,12 +452,23 @@ def test_reusable_workflow_is_the_render_with_workflow_call_inputs(tmp_path):
     # comment job (pull-requests: write) is the caller's, as the header shows.
     assert list(doc["jobs"]) == [*STAGE_IDS, "report"]
     assert "pull-requests: write" not in yaml.safe_dump(doc)
+    aws_jobs = {"build-image", "deploy-canary", "monitor-canary", "promote", "rollback"}
     for job_id in STAGE_IDS:
         job = doc["jobs"][job_id]
+        stage = next(step for step in job["steps"] if step.get("id") == "stage")
         # `./actions/x` would resolve in the caller's checkout: the published address is used.
-        assert job["steps"][1]["uses"] == f"org/ml-cicd/actions/{job_id}@v1"
-        assert job["steps"][1]["with"]["config"] == "${{ inputs.config }}"
+        assert stage["uses"] == f"org/ml-cicd/actions/{job_id}@v1"
+        assert stage["with"]["config"] == "${{ inputs.config }}"
         assert job["steps"][0]["with"]["ref"] == "${{ inputs.ref }}"
+        # It cannot read the caller's mlci.yaml: the jobs that may talk to AWS (ecs, ECR) assume
+        # the role of the repository variable AWS_ROLE_ARN when it is set, and no other job does.
+        aws = [step for step in job["steps"] if "configure-aws-credentials" in str(step.get("uses", ""))]
+        if job_id in aws_jobs:
+            assert [(a["if"], a["with"]) for a in aws] == [("${{ vars.AWS_ROLE_ARN != '' }}", {
+                "role-to-assume": "${{ vars.AWS_ROLE_ARN }}", "aws-region": "${{ vars.AWS_REGION }}"})], job_id
+            assert job["permissions"]["id-token"] == "write", job_id
+        else:
+            assert not aws and "id-token" not in job.get("permissions", {}), job_id
     assert doc["jobs"]["report"]["steps"][1]["uses"] == "org/ml-cicd/actions/report@v1"
     root = tmp_path
     (root / ".git").mkdir()
@@ -473,6 +484,13 @@ def test_reusable_workflow_is_the_render_with_workflow_call_inputs(tmp_path):
 
 def test_full_pipeline_component_includes_every_stage(tmp_path):
     spec, body = yaml.safe_load_all((REPO / "templates/full-pipeline.yml").read_text(encoding="utf-8"))
+    # Without the includer's config, the jobs that may talk to AWS get a token for STS (used only
+    # with the CI/CD variable AWS_ROLE_ARN); no other job gets one.
+    tokens = {job: set(body[job].get("id_tokens", {})) for job in body if job.startswith("mlci-")}
+    assert {job for job, names in tokens.items() if "AWS_ID_TOKEN" in names} == {
+        f"mlci-{s}" for s in ("build-image", "deploy-canary", "monitor-canary", "promote", "rollback")}
+    assert all(body[job]["id_tokens"]["AWS_ID_TOKEN"] == {"aud": "sts.amazonaws.com"}
+               for job, names in tokens.items() if "AWS_ID_TOKEN" in names)
     assert list(spec["spec"]["inputs"]) == ["config", "source", "ref"]
     components = [i["component"] for i in body["include"]]
     assert components == [f"$CI_SERVER_FQDN/$[[ inputs.source ]]/{s}@$[[ inputs.ref ]]" for s in (*STAGE_IDS, "report")]

@@ -173,6 +173,19 @@ def _job_aws_region(stage: Stage, cfg: Config | None) -> str | None:
     return _ecr_region(cfg) if stage.id == "build-image" else None
 
 
+# The whole pipelines (rendered at sync time, without a user config) cannot know whether the
+# target is on AWS: the jobs that would talk to it get AWS credentials by OIDC when the
+# repository variable AWS_ROLE_ARN is set (GitHub), or an AWS_ID_TOKEN that ml-cicd uses only
+# with the CI/CD variable AWS_ROLE_ARN (GitLab).
+WHOLE_PIPELINE_AWS_REGION = "${{ vars.AWS_REGION }}"
+WHOLE_PIPELINE_AWS_IF = "${{ vars.AWS_ROLE_ARN != '' }}"
+
+
+def _may_use_aws(stage: Stage, cfg: Config | None) -> bool:
+    """A whole-pipeline job (no config) that talks to AWS when the target or registry is there."""
+    return cfg is None and (stage.deploys or stage.watches or stage.id == "build-image")
+
+
 def _events(stage: Stage) -> set[str]:
     return {event for event, stage_id in EVENT_STAGES.items() if stage_id == stage.id}
 
@@ -230,8 +243,11 @@ def _gh_job(stage: Stage, opts: RenderOptions, cfg: Config | None) -> dict[str, 
     with_: list[tuple[str, str]] = [("config", opts.config)]
     with_ += [(name, f"${{{{ needs.{src}.outputs.{out} }}}}") for name, src, out in _fed(stage)]
     aws_region, sns = _job_aws_region(stage, cfg), sns_region(stage, cfg)
+    if _may_use_aws(stage, cfg):
+        aws_region = WHOLE_PIPELINE_AWS_REGION
     job: dict[str, Any] = {
         "id": stage.id, "needs": list(stage.needs), "if": None, "deploy": stage.deploys,
+        "aws_if": WHOLE_PIPELINE_AWS_IF if _may_use_aws(stage, cfg) else None,
         # A job that already has AWS credentials (ECS, ECR) publishes with them: SNS names its region.
         "aws_region": aws_region or sns, "sns": sns is not None,
         # Credentials only for a notification must not fail the stage when they cannot be had.
@@ -322,10 +338,12 @@ def _gl_include(stage: Stage, cfg: Config | None, opts: RenderOptions) -> dict[s
     hold = cfg is not None and cfg.deploy.canary.on_inconclusive == "hold" and stage.id in _judged()
     # CI/CD variables (the notify secrets) reach every job; an SNS topic needs AWS credentials.
     aws_region, sns = _job_aws_region(stage, cfg), sns_region(stage, cfg)
+    may_use_aws = _may_use_aws(stage, cfg)
     override: dict[str, Any] = {"needs": [job_name(n) for n in stage.needs], "optional_needs": [],
                                 # the deploy target's own token, unless it is on AWS (it has AWS_ID_TOKEN)
-                                "id_tokens": stage.deploys and not aws_region,
-                                "aws_region": aws_region or sns, "sns": sns is not None,
+                                "id_tokens": stage.deploys and (not aws_region or may_use_aws),
+                                "aws_whole_pipeline": may_use_aws,
+                                "aws_region": aws_region or sns or may_use_aws, "sns": sns is not None,
                                 "allow_exit_codes": [3] if hold else []}
     return {"id": stage.id, "job": job_name(stage.id),
             "component": f"$CI_SERVER_FQDN/{opts.source}/{stage.id}@{opts.ref}",
