@@ -32,7 +32,7 @@ from consumer import BAD_TRAINING, GOOD_TRAINING, Consumer, git
 from fake_services import FakeServices, fake_services
 
 from mlcicd.delivery.targets.processes import free_port
-from mlcicd.gen.pipeline import CHECKOUT
+from mlcicd.gen.pipeline import AWS_CREDENTIALS, CHECKOUT
 from mlcicd.notify.targets import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
 
 pytestmark = pytest.mark.e2e
@@ -87,7 +87,7 @@ def stop_deployment(consumer):
     consumer.stop_deployment()
 
 
-def test_github_pipeline_releases_and_rolls_back(consumer, suite, images, runner_home):
+def test_github_pipeline_releases_and_rolls_back(consumer, suite, images, runner_home, hooks):
     registry = consumer.registry()
     with consumer.users() as users:
         # 1. First release: no champion yet, so the canary takes all traffic and is judged on
@@ -223,6 +223,20 @@ runs:
       run: cp -a "$MLCI_E2E_CHECKOUT_FROM"/. "$GITHUB_WORKSPACE"/
 """
 
+# The whole pipeline's AWS credentials step runs only with the repository variable AWS_ROLE_ARN,
+# which this caller (target: local) does not set: a stand-in that fails if it ever runs.
+AWS_CREDENTIALS_NEVER = """\
+name: configure-aws-credentials (must not run without AWS_ROLE_ARN)
+inputs:
+  role-to-assume: {required: false}
+  aws-region: {required: false}
+runs:
+  using: composite
+  steps:
+    - shell: bash
+      run: echo "::error::configure-aws-credentials ran without AWS_ROLE_ARN" && exit 1
+"""
+
 CALLER = """\
 name: release
 on: push
@@ -248,10 +262,15 @@ def test_the_reusable_workflow_runs_the_whole_pipeline_for_a_caller(tmp_path, ml
             stand_in.mkdir()
             (stand_in / "action.yml").write_text(CHECKOUT_STAND_IN)
             checkout = CHECKOUT.split()[0]
+            aws = tmp_path / "configure-aws-credentials"
+            aws.mkdir()
+            (aws / "action.yml").write_text(AWS_CREDENTIALS_NEVER)
             run = act(project, suite, images, runner_home, workflow=".github/workflows/release.yml",
                       extra=("--local-repository", f"{checkout}={stand_in}",
+                             "--local-repository", f"{AWS_CREDENTIALS.split()[0]}={aws}",
                              "--env", f"MLCI_E2E_CHECKOUT_FROM={root}"))
             assert run.code == 0, run.tail()
+            assert "ran without AWS_ROLE_ARN" not in run.log
             assert run.outputs["promote"]["champion-version"] == "1"
             assert project.registry().aliases() == {"champion": "1"}
             assert project.answering_versions() == {"1": 40}

@@ -47,13 +47,15 @@ class GitlabLocal:
     env: dict[str, str]
     variables: list[str]
 
-    def run(self, consumer: Consumer, *jobs: str, variables: tuple[str, ...] = ()) -> GitlabRun:
-        state = consumer.root / ".gitlab-ci-local"
+    def run(self, consumer: Consumer | Path, *jobs: str, variables: tuple[str, ...] = ()) -> GitlabRun:
+        """Run ``jobs`` (none: the whole pipeline) of the project at ``consumer`` (or that directory)."""
+        root = consumer if isinstance(consumer, Path) else consumer.root
+        state = root / ".gitlab-ci-local"
         if not jobs:  # a new pipeline: no dotenv report of an earlier one may be mistaken for this one's
             shutil.rmtree(state / "artifacts", ignore_errors=True)
         argv = [self.binary, "--force-shell-executor", "--shell-isolation", "--no-artifacts-to-source",
                 *(a for v in (*self.variables, *variables) for a in ("--variable", v)), *jobs]
-        proc = subprocess.run(argv, cwd=consumer.root, env=self.env, stdin=subprocess.DEVNULL,
+        proc = subprocess.run(argv, cwd=root, env=self.env, stdin=subprocess.DEVNULL,
                               capture_output=True, text=True, timeout=1800)
         log = ANSI.sub("", proc.stdout + proc.stderr)
         run = GitlabRun(proc.returncode, log)
@@ -99,8 +101,9 @@ def job_venv(suite: Path, work: Path) -> tuple[Path, Path]:
     return work / "venv" / "bin", wheel
 
 
-def gitlab_runner(components: Path, job_python: tuple[Path, Path], images: Images) -> GitlabLocal:
-    """gitlab-ci-local with the components at ``components`` and jobs on ``job_python``."""
+def gitlab_runner(components: Path, job_python: tuple[Path, Path], images: Images | None = None) -> GitlabLocal:
+    """gitlab-ci-local with the components at ``components`` and jobs on ``job_python`` (and, for
+    build-image, buildah's storage of ``images``)."""
     binary = tool("gitlab-ci-local", NODE_BIN)
     bin_dir, wheel = job_python
     env = clean_env()
@@ -113,4 +116,7 @@ def gitlab_runner(components: Path, job_python: tuple[Path, Path], images: Image
         env[f"GIT_CONFIG_KEY_{i}"] = f"url.{components.as_uri()}.insteadOf"
         env[f"GIT_CONFIG_VALUE_{i}"] = url
     # The `package` input installs ml-cicd in each job; here, from the checkout's wheel.
-    return GitlabLocal(binary, env, [f"MLCI_PACKAGE={wheel}[all]", f"MLCI_BUILDAH_ROOT={images.storage}"])
+    variables = [f"MLCI_PACKAGE={wheel}[all]"]
+    if images is not None:
+        variables.append(f"MLCI_BUILDAH_ROOT={images.storage}")
+    return GitlabLocal(binary, env, variables)
