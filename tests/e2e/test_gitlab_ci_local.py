@@ -106,9 +106,9 @@ def test_a_merge_request_runs_the_checks_and_the_gate_reports_and_comments(consu
     aliases = registry.aliases()
     versions = len(registry.client.search_model_versions(f"name='{registry.model_name}'"))
     with fake_services() as api:  # GitLab's notes API on 127.0.0.1
-        run = gitlab_local.run(consumer, variables=(
-            "CI_PIPELINE_SOURCE=merge_request_event", "CI_MERGE_REQUEST_IID=7", f"CI_API_V4_URL={api.url}/api/v4",
-            "CI_PROJECT_ID=42", f"MLCI_GITLAB_TOKEN={api.token}"))
+        merge_request = ("CI_PIPELINE_SOURCE=merge_request_event", "CI_MERGE_REQUEST_IID=7",
+                         f"CI_API_V4_URL={api.url}/api/v4", "CI_PROJECT_ID=42", f"MLCI_GITLAB_TOKEN={api.token}")
+        run = gitlab_local.run(consumer, variables=merge_request)
         assert run.code == 0, run.tail()
         assert run.results == {f"mlci-{job}": "PASS" for job in (*MERGE_REQUEST_STAGES, "report")}, run.tail()
         assert run.outputs["mlci-gate"]["verdict"] == "pass" and not run.outputs["mlci-gate"].get("model-version")
@@ -123,6 +123,13 @@ def test_a_merge_request_runs_the_checks_and_the_gate_reports_and_comments(consu
         assert [r.method for r in api.to("/api/v4/", "POST")] == ["POST"]
         assert all(stage in note["body"] for stage in MERGE_REQUEST_STAGES) and "build-image" not in note["body"]
         assert "/artifacts/file/mlci-report/report.html" in note["body"]
+        # The report job again (a retried job, or the next pipeline's): the same note, updated in place.
+        rerun = f"MLCI_RUN_URL=https://{HOST}/group/consumer/-/pipelines/9002"
+        again = gitlab_local.run(consumer, "mlci-report", variables=(*merge_request, rerun))
+        assert again.results == {"mlci-report": "PASS"}, again.tail()
+        (updated,) = api.thread("gl:7")
+        assert updated["id"] == note["id"] and "pipelines/9002" in updated["body"], updated["body"][-400:]
+        assert [r.method for r in api.to("/api/v4/") if r.method != "GET"] == ["POST", "PUT"]
 
 
 def test_gitlab_ci_local_runs_a_mistyped_input_that_mlci_gen_check_rejects(consumer, gitlab_local, tmp_path):

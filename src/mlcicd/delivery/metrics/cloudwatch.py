@@ -8,7 +8,9 @@ Per target group (namespace ``AWS/ApplicationELB``, dimensions ``TargetGroup`` a
 * ``TargetResponseTime``: ``SampleCount`` and the percentile rank ``PR(:b)`` at each latency
   bucket bound ``b`` give the exact number of requests no slower than ``b`` in each period, the
   cumulative histogram the judge's latency tests count on (p50/p90/p99 alone could not say how
-  many requests were slower than a bound). p50/p90/p99 are read for the report.
+  many requests were slower than a bound). The report's p50/p90/p99 are read off these
+  histograms; ``check()`` reads CloudWatch's own p99 for its note, and a custom check can query
+  any statistic (``TargetResponseTime:p90``) through :meth:`CloudWatchSource.value`.
 
 Predictions: ``Predictions`` (Sum) in ``namespace`` with dimensions ``ModelName``,
 ``ModelVersion`` and ``Label``. The server writes them as EMF log lines; with the awslogs
