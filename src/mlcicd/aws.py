@@ -83,6 +83,12 @@ def error_code(exc: BaseException) -> str:
     return str(response.get("Error", {}).get("Code", ""))
 
 
+def denied(exc: BaseException) -> bool:
+    """AWS refused the call for the caller's permissions or credentials (not an outage)."""
+    code = error_code(exc)
+    return code in _DENIED or code.startswith(("AccessDenied", "Unauthorized"))
+
+
 @contextlib.contextmanager
 def translated(action: str, where: str) -> Iterator[None]:
     """Turn botocore's errors into ones that say what failed and how to fix it.
@@ -112,7 +118,7 @@ def translated(action: str, where: str) -> Iterator[None]:
     except ClientError as exc:
         code = error_code(exc)
         message = exc.response.get("Error", {}).get("Message", str(exc))
-        if code in _DENIED:
+        if denied(exc):
             raise UsageError(f"AWS denied {action}: {message}", where=where,
                              fix=f"allow `{action}` for the job's role (the README lists the least-privilege "
                              "IAM policy), or check that the job assumed the role you expect") from exc

@@ -242,12 +242,12 @@ def _on_failure_condition(stage: Stage) -> str:
 def _gh_job(stage: Stage, opts: RenderOptions, cfg: Config | None) -> dict[str, Any]:
     with_: list[tuple[str, str]] = [("config", opts.config)]
     with_ += [(name, f"${{{{ needs.{src}.outputs.{out} }}}}") for name, src, out in _fed(stage)]
-    aws_region, sns = _job_aws_region(stage, cfg), sns_region(stage, cfg)
-    if _may_use_aws(stage, cfg):
+    aws_region, sns, may_use_aws = _job_aws_region(stage, cfg), sns_region(stage, cfg), _may_use_aws(stage, cfg)
+    if may_use_aws:
         aws_region = WHOLE_PIPELINE_AWS_REGION
     job: dict[str, Any] = {
         "id": stage.id, "needs": list(stage.needs), "if": None, "deploy": stage.deploys,
-        "aws_if": WHOLE_PIPELINE_AWS_IF if _may_use_aws(stage, cfg) else None,
+        "aws_if": WHOLE_PIPELINE_AWS_IF if may_use_aws else None,
         # A job that already has AWS credentials (ECS, ECR) publishes with them: SNS names its region.
         "aws_region": aws_region or sns, "sns": sns is not None,
         # Credentials only for a notification must not fail the stage when they cannot be had.

@@ -346,13 +346,13 @@ class CloudWatchSource:
         """``call()``, with a failed CloudWatch call as the error check() owes: exit 2 or re-run."""
         from botocore.exceptions import ClientError
 
-        from mlcicd.aws import AwsUnavailable, error_code
+        from mlcicd.aws import AwsUnavailable, denied
 
         try:
             return call()
         except MeasurementError as exc:
             cause = exc.__cause__
-            if isinstance(cause, ClientError) and error_code(cause).startswith(("AccessDenied", "Unauthorized")):
+            if isinstance(cause, ClientError) and denied(cause):
                 raise UsageError(f"CloudWatch denied {action}: {cause}", where=self.where,
                                  fix=f"allow `cloudwatch:{action}` (the source needs `cloudwatch:GetMetricData` and "
                                  "`cloudwatch:ListMetrics`) for the job's role; see the README's IAM policy") from exc
