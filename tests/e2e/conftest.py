@@ -18,6 +18,7 @@ from gitlab_runner import GitlabLocal, bare_components, gitlab_runner, job_venv
 from image_registry import missing_tools, push_busybox_base, running_registry
 from mlflow_server import MlflowServer, running_mlflow_server
 from runners import Images, require
+from shared_cache import session_dir
 
 moto = moto_fixture()  # one moto server (the AWS stand-in) for the session, for the pipelines on `target: ecs`
 
@@ -46,8 +47,16 @@ def images(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Images]:
 # Per test file (module scope): each file runs on one pytest worker, and these are homes of runs.
 @pytest.fixture(scope="module")
 def runner_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """act's HOME: its work and the runner tool cache, where the actions keep their venv."""
-    return tmp_path_factory.mktemp("act-home")
+    """act's HOME: its work, and the runner tool cache where the actions keep their venv.
+
+    The tool cache is the session's (every worker's act runs share it), as on a self-hosted runner
+    that keeps its tool cache between jobs: the actions' venv is keyed by the source's hash and
+    built under a lock (scripts/install-action.sh), so it is built once, not once per test file.
+    """
+    home = tmp_path_factory.mktemp("act-home")
+    (home / ".cache" / "act").mkdir(parents=True)
+    (home / ".cache" / "act" / "tool_cache").symlink_to(session_dir(tmp_path_factory, "act-tool-cache"))
+    return home
 
 
 @pytest.fixture(scope="module")
@@ -55,9 +64,10 @@ def components(suite: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return bare_components(suite, tmp_path_factory.mktemp("components"))
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def job_python(suite: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    return job_venv(suite, tmp_path_factory.mktemp("job-python"))
+    """The GitLab jobs' Python: one venv for every worker of the session (the suite is the same checkout)."""
+    return job_venv(suite, session_dir(tmp_path_factory, "job-python"))
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,7 @@ import pytest
 from act_pipeline import WORKFLOW, act
 from aws_rig import ACCOUNT, MotoServer
 from consumer import BAD_TRAINING, GOOD_TRAINING
-from ecs_project import EcsConsumer
+from ecs_project import ECS_USERS, EcsConsumer
 
 from mlcicd.gen.pipeline import AWS_CREDENTIALS
 
@@ -85,7 +85,7 @@ def test_ecs_pipeline_on_fresh_runners_releases_rolls_back_and_promotes(ecs_cons
     extra = ("--local-repository", f"{AWS_CREDENTIALS.split()[0]}={stand_in}", "--var", f"AWS_ROLE_ARN={ROLE}",
              "--env", f"MLCI_E2E_AWS_ENDPOINT={moto.url}", "--env", f"MLCI_E2E_DIR={e2e_dir}")
     registry = consumer.registry()
-    with consumer.users(rate=40) as users:  # through the ALB
+    with consumer.users(rate=ECS_USERS) as users:  # through the ALB
         # 1. First release: the canary service takes all traffic, is judged on absolute limits, promoted.
         consumer.set_training(GOOD_TRAINING.format(c=1.0))
         consumer.commit("first model")

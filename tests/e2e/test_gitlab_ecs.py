@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 from consumer import BAD_TRAINING, GOOD_TRAINING
-from ecs_project import EcsConsumer
+from ecs_project import ECS_USERS, EcsConsumer
 from gitlab_runner import HOST
 
 pytestmark = pytest.mark.e2e
@@ -47,7 +47,7 @@ def test_ecs_pipeline_releases_with_manual_promote_rolls_back_and_promotes(ecs_c
         f"AWS_ENDPOINT_URL={moto.url}"])
     assert not any(k.startswith("AWS_") for k in runner.env)  # nothing but the id token gives a job AWS
     registry = consumer.registry()
-    with consumer.users(rate=40) as users:  # through the ALB
+    with consumer.users(rate=ECS_USERS) as users:  # through the ALB
         # 1. First release: judged on absolute limits, then promoted by someone running the manual job.
         consumer.set_training(GOOD_TRAINING.format(c=1.0))
         consumer.commit("first model")

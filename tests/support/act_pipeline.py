@@ -8,7 +8,7 @@ from pathlib import Path
 
 from act_artifacts import stand_ins
 from consumer import REPO, Consumer
-from runners import ActRun, Images, clean_env, tool
+from runners import ActRun, Images, clean_env, keep_log, tool
 
 from mlcicd.delivery.targets.processes import free_port
 from mlcicd.gen.pipeline import DOWNLOAD_ARTIFACT, UPLOAD_ARTIFACT
@@ -35,4 +35,5 @@ def act(consumer: Consumer, suite: Path, images: Images, home: Path, workflow: s
     env = clean_env(HOME=str(home), PIP_CACHE_DIR=str(Path.home() / ".cache" / "pip"))
     proc = subprocess.run(argv, cwd=consumer.root, env=env, stdin=subprocess.DEVNULL, capture_output=True,
                           text=True, timeout=1800)
+    keep_log("act", proc.stdout + proc.stderr)
     return ActRun.parse(proc.returncode, proc.stdout, proc.stderr, artifacts)

@@ -34,6 +34,10 @@ EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "credit-risk"
 # A plausible image reference: the rig runs the model from the registry, not the image.
 IMAGE = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/credit-risk@sha256:" + "ab" * 32
 _runs = itertools.count(1)
+# Users' requests/s through the ALB in the e2e pipelines, for their whole run (steady: see
+# EcsConsumer.steady_users). Each costs the model server ~11 ms of CPU, so 40/s kept half a core
+# busy for 15 min per pipeline on a two-core machine; 20/s still decides each bake in about a minute.
+ECS_USERS = 20.0
 
 
 @dataclass
@@ -128,7 +132,7 @@ class EcsProject:
     def registry(self) -> Registry:
         return Registry(self.tracking_uri, self.model_name)
 
-    def users(self, rate: float = 40.0) -> LoadGenerator:
+    def users(self, rate: float = ECS_USERS) -> LoadGenerator:
         """Production traffic through the ALB (the same users as the local consumer tests)."""
         return production_users(self.repo, self.plane.endpoint, rate, steady=True)
 

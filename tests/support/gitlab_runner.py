@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from consumer import Consumer, git
-from runners import NODE_BIN, Images, clean_env, tool
+from runners import NODE_BIN, Images, clean_env, keep_log, tool
+from shared_cache import built_once
 
 HOST = "gitlab.example.com"
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -58,6 +59,7 @@ class GitlabLocal:
         proc = subprocess.run(argv, cwd=root, env=self.env, stdin=subprocess.DEVNULL,
                               capture_output=True, text=True, timeout=1800)
         log = ANSI.sub("", proc.stdout + proc.stderr)
+        keep_log("gitlab-ci-local", log)
         run = GitlabRun(proc.returncode, log)
         for line in log.splitlines():
             m = JOB_RESULT.match(line)
@@ -89,16 +91,20 @@ def bare_components(suite: Path, work: Path) -> Path:
 
 
 def job_venv(suite: Path, work: Path) -> tuple[Path, Path]:
-    """The jobs' Python (under ``work``): a venv with ml-cicd installed from a wheel of the checkout;
-    (bin dir, wheel)."""
-    python = Path(sys.base_prefix) / "bin" / "python3"
-    subprocess.run([str(python), "-m", "venv", str(work / "venv")], check=True)
-    pip = [str(work / "venv" / "bin" / "python"), "-m", "pip", "--disable-pip-version-check", "-q"]
-    subprocess.run([*pip, "wheel", "--no-deps", "-w", str(work / "wheels"), str(suite)], check=True,
-                   capture_output=True)
-    wheel = next((work / "wheels").glob("ml_cicd-*.whl"))
-    subprocess.run([*pip, "install", f"{wheel}[all]"], check=True, capture_output=True)
-    return work / "venv" / "bin", wheel
+    """The jobs' Python (under ``work``, built once: see shared_cache.built_once): a venv with ml-cicd
+    installed from a wheel of the checkout; (bin dir, wheel)."""
+
+    def build(work: Path) -> None:
+        python = Path(sys.base_prefix) / "bin" / "python3"
+        subprocess.run([str(python), "-m", "venv", str(work / "venv")], check=True)
+        pip = [str(work / "venv" / "bin" / "python"), "-m", "pip", "--disable-pip-version-check", "-q"]
+        subprocess.run([*pip, "wheel", "--no-deps", "-w", str(work / "wheels"), str(suite)], check=True,
+                       capture_output=True)
+        wheel = next((work / "wheels").glob("ml_cicd-*.whl"))
+        subprocess.run([*pip, "install", f"{wheel}[all]"], check=True, capture_output=True)
+
+    built_once(work, build)
+    return work / "venv" / "bin", next((work / "wheels").glob("ml_cicd-*.whl"))
 
 
 def gitlab_runner(components: Path, job_python: tuple[Path, Path], images: Images | None = None) -> GitlabLocal:

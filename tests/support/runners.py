@@ -10,6 +10,7 @@ import json
 import os
 import re
 import shutil
+import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +31,15 @@ def require(ok: bool, what: str) -> None:
     if REQUIRED:
         pytest.fail(f"{what} (MLCI_REQUIRE_TOOLS=1: CI runs every test on the real tool)")
     pytest.skip(what)
+
+
+def keep_log(runner: str, log: str) -> None:
+    """With MLCI_E2E_LOG_DIR set, keep a runner's whole log there (one file per run, in start order):
+    where the minutes of an e2e pipeline go, job by job (act --json stamps every line)."""
+    keep = os.environ.get("MLCI_E2E_LOG_DIR")
+    if keep:
+        Path(keep).mkdir(parents=True, exist_ok=True)
+        (Path(keep) / f"{time.strftime('%H%M%S')}-{os.getpid()}-{runner}.log").write_text(log)
 
 
 def tool(name: str, *extra_dirs: Path) -> str:
