@@ -79,3 +79,34 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         return rank.get(item.path.relative_to(root).as_posix(), len(rank))
 
     items.sort(key=order)  # stable: the tests of a file, and the other files, keep their order
+
+
+def _cpu_seconds() -> float:
+    """CPU of this process and of the children it has reaped (servers, runners, jobs), user + system."""
+    import resource
+
+    own, reaped = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + reaped.ru_utime + reaped.ru_stime
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    """With MLCI_TEST_CPU_LOG=<file>, append each test's CPU seconds and wall seconds to it (JSON lines).
+
+    On two cores the suite is bound by CPU, not by the clock: this says which tests to make cheaper.
+    A module fixture's work counts to the file's first test; a process still running when the test
+    ends (a session's server) counts to the test that reaps it.
+    """
+    log = os.environ.get("MLCI_TEST_CPU_LOG")
+    if not log:
+        yield
+        return
+    import json
+    import time
+
+    cpu, wall = _cpu_seconds(), time.monotonic()
+    yield
+    record = {"test": item.nodeid, "cpu": round(_cpu_seconds() - cpu, 1), "wall": round(time.monotonic() - wall, 1),
+              "worker": os.environ.get("PYTEST_XDIST_WORKER", "")}
+    with open(log, "a", encoding="utf-8") as out:
+        out.write(json.dumps(record) + "\n")
