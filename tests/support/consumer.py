@@ -122,10 +122,7 @@ class Consumer:
     # Users at one pace throughout, or a trickle between bakes (:class:`BakeTraffic`).
     steady_users = False
 
-    # Requests/s while a bake may be judging. Each costs the example's model server ~10 ms of CPU
-    # (its scikit-learn pipeline on one row), so 50/s took most of a core for most of a pipeline on
-    # a two-core machine; 25/s decides a first release in ~20 s and a 25% step in under a minute.
-    def users(self, rate: float = 25.0) -> LoadGenerator:
+    def users(self, rate: float = 50.0) -> LoadGenerator:
         return production_users(self.root, self.endpoint, rate, steady=self.steady_users)
 
     def answering_versions(self, n: int = 40) -> dict[str, int]:
