@@ -93,7 +93,8 @@ def _cpu_seconds() -> float:
 def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
     """With MLCI_TEST_CPU_LOG=<file>, append each test's CPU seconds and wall seconds to it (JSON lines).
 
-    On two cores the suite is bound by CPU, not by the clock: this says which tests to make cheaper.
+    Set beside the wall seconds, it says which tests compute (cheaper work shortens them) and which
+    mostly wait (on bakes, on jobs in sequence: shorter waits shorten them).
     A module fixture's work counts to the file's first test; a process still running when the test
     ends (a session's server) counts to the test that reaps it.
     """

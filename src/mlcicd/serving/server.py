@@ -23,6 +23,11 @@ from mlcicd.serving.metrics import ServerMetrics
 from mlcicd.serving.service import ACCEPTED, MAX_BODY, BadRequest, ModelService, to_json_predictions
 
 
+def _json_bytes(obj: Any) -> bytes:
+    """A JSON body as the server sends it: compact, and strict (NaN is not JSON)."""
+    return json.dumps(obj, allow_nan=False, separators=(",", ":")).encode()
+
+
 class Turns:
     """At most ``permits`` requests at once, the rest served in arrival order.
 
@@ -164,7 +169,7 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
     def _json(self, status: int, obj: Any) -> None:
-        self._send(status, json.dumps(obj, allow_nan=False, separators=(",", ":")).encode())
+        self._send(status, _json_bytes(obj))
 
     def do_GET(self) -> None:
         service = self.server.service
@@ -192,7 +197,7 @@ class Handler(BaseHTTPRequestHandler):
         counted = False
         try:
             code, payload, rows = self._invoke()
-            body = json.dumps(payload, allow_nan=False, separators=(",", ":")).encode()
+            body = _json_bytes(payload)
             # Count before answering: a client (or the canary judge's scrape right after the last
             # answer) must find every answered request in /metrics, also if this worker dies next.
             if rows:
